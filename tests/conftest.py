@@ -9,6 +9,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# The Ceph dev-cluster fixtures (tests/cephfixture.py) serve the ceph and vm tiers.
+pytest_plugins = ["tests.cephfixture"]
+
 _TIERS = ("unit", "ceph", "vm", "sm")
 
 

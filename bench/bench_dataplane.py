@@ -1,0 +1,251 @@
+#!/usr/bin/python3
+"""Data-plane benchmark (runs inside the VM lab): the same I/O through
+
+  lv      an LV of a VG on the kernel-mapped image (what VDIs use),
+  krbd    the raw /dev/rbdN of that image,
+  librbd  the image through the python rbd bindings (userspace client),
+
+side by side in one run, and JSON with MB/s, IOPS and the ratios lv/krbd,
+krbd/librbd, lv/librbd. Block devices use O_DIRECT (no page cache), queue
+depth 1 everywhere; run sizes are bounded so a run takes ~1-2 min under TCG.
+
+    tools/vmlab/run-in-vm -- python3 bench/bench_dataplane.py --out /results/dataplane.json
+
+With no --conf, a throwaway memstore cluster is started with tools/cephlab.
+"""
+import argparse
+import json
+import mmap
+import os
+import random
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+MIB = 1 << 20
+KIB = 1 << 10
+IMAGE = "bench-dataplane"
+VG = "bench_dp_vg"
+LV = "bench_lv"
+
+
+class BlockTarget(object):
+    """O_DIRECT I/O on a block device at a base offset."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_DIRECT)
+
+    def write(self, buf, offset):
+        os.lseek(self.fd, offset, os.SEEK_SET)
+        if os.write(self.fd, buf) != len(buf):
+            raise IOError("short write on %s" % self.path)
+
+    def read(self, buf, offset):
+        os.lseek(self.fd, offset, os.SEEK_SET)
+        if os.readv(self.fd, [buf]) != len(buf):
+            raise IOError("short read on %s" % self.path)
+
+    def flush(self):
+        os.fsync(self.fd)
+
+    def close(self):
+        os.close(self.fd)
+
+
+class LibrbdTarget(object):
+    def __init__(self, image):
+        self.image = image
+
+    def write(self, buf, offset):
+        self.image.write(bytes(buf), offset)
+
+    def read(self, buf, offset):
+        data = self.image.read(offset, len(buf))
+        if len(data) != len(buf):
+            raise IOError("short librbd read")
+
+    def flush(self):
+        self.image.flush()
+
+    def close(self):
+        self.image.close()
+
+
+def _buf(size):
+    b = mmap.mmap(-1, size)
+    b.write(os.urandom(size))
+    return b
+
+
+def seq(target, op, bs, total, region):
+    buf = _buf(bs)
+    n = total // bs
+    t0 = time.monotonic()
+    for i in range(n):
+        getattr(target, op)(buf, (i * bs) % region)
+    if op == "write":
+        target.flush()
+    dt = time.monotonic() - t0
+    return {"ops": n, "bytes": n * bs, "seconds": round(dt, 3),
+            "MBps": round(n * bs / dt / 1e6, 2), "iops": round(n / dt, 1)}
+
+
+def rand(target, op, bs, region, max_ops, max_seconds, seed):
+    buf = _buf(bs)
+    rng = random.Random(seed)
+    slots = region // bs
+    t0 = time.monotonic()
+    n = 0
+    while n < max_ops and time.monotonic() - t0 < max_seconds:
+        getattr(target, op)(buf, rng.randrange(slots) * bs)
+        n += 1
+    if op == "write":
+        target.flush()
+    dt = time.monotonic() - t0
+    return {"ops": n, "bytes": n * bs, "seconds": round(dt, 3),
+            "MBps": round(n * bs / dt / 1e6, 2), "iops": round(n / dt, 1)}
+
+
+def run_suite(targets, args):
+    results = {}
+    region = args.region_mib * MIB
+    tests = [
+        ("seq_write_4M", lambda t: seq(t, "write", 4 * MIB, args.seq_mib * MIB, region)),
+        ("seq_read_4M", lambda t: seq(t, "read", 4 * MIB, args.seq_mib * MIB, region)),
+        ("rand_write_4K", lambda t: rand(t, "write", 4 * KIB, region, args.rand_ops, args.rand_seconds, 1)),
+        ("rand_read_4K", lambda t: rand(t, "read", 4 * KIB, region, args.rand_ops, args.rand_seconds, 2)),
+    ]
+    for name, fn in tests:
+        results[name] = {}
+        for tname, target in targets:  # interleaved so drift hits every target alike
+            results[name][tname] = fn(target)
+            print("  %-14s %-7s %8.2f MB/s %8.1f IOPS" % (name, tname, results[name][tname]["MBps"],
+                                                       results[name][tname]["iops"]), file=sys.stderr)
+    return results
+
+
+def _ratio(r, a, b):
+    return round(r[a]["MBps"] / r[b]["MBps"], 3) if r[b]["MBps"] else None
+
+
+def ratios(results):
+    return dict((name, {"lv_over_krbd": _ratio(r, "lv", "krbd"), "krbd_over_librbd": _ratio(r, "krbd", "librbd"),
+                        "lv_over_librbd": _ratio(r, "lv", "librbd")})
+                for name, r in results.items())
+
+
+def _lvm(argv):
+    from lvm_helpers.cmd import run
+    return run(argv, timeout=120)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", help="write the JSON here (default: stdout)")
+    ap.add_argument("--conf", help="ceph.conf of an existing cluster (default: start one)")
+    ap.add_argument("--keyring", help="admin keyring of that cluster")
+    ap.add_argument("--pool", default="rbd")
+    ap.add_argument("--objectstore", default="memstore", choices=("memstore", "bluestore"))
+    ap.add_argument("--seq-mib", type=int, default=64, help="MiB per sequential test and target")
+    ap.add_argument("--region-mib", type=int, default=64, help="span of the I/O inside the LV/image")
+    ap.add_argument("--rand-ops", type=int, default=400, help="max ops per random test and target")
+    ap.add_argument("--rand-seconds", type=float, default=6.0, help="max seconds per random test and target")
+    args = ap.parse_args()
+
+    import rados
+    import rbd
+
+    from lvm_helpers import pv
+    from rbdsr import krbd
+    from rbdsr.secret import read_keyring
+
+    t_start = time.monotonic()
+    stop_cluster = None
+    if args.conf:
+        conf, keyring = args.conf, args.keyring
+    else:
+        from cephlab import cluster as cephlab
+        d = os.path.join(tempfile.mkdtemp(prefix="bench-ceph-"), "c")
+        state = cephlab.start(d, objectstore=args.objectstore, timeout=300)
+        conf, keyring = state["conf"], state["admin_keyring"]
+        stop_cluster = lambda: cephlab.stop(d)  # noqa: E731
+    cl = rados.Rados(conffile=conf, conf={"keyring": keyring}, rados_id="admin")
+    cl.connect(timeout=60)
+    ioctx = cl.open_ioctx(args.pool)
+    key = read_keyring(keyring, "client.admin")
+    mon_addr = [a for a in cl.conf_get("mon_host").replace("[", " ").replace("]", " ").replace(",", " ").split()
+                if a.startswith("v1:")][0][3:]
+    size = (args.region_mib * 2 + 64) * MIB
+    rbd.RBD().create(ioctx, IMAGE, size, old_format=False, features=rbd.RBD_FEATURE_LAYERING)
+    iid = krbd.ImageId(cl.get_fsid(), args.pool, "", IMAGE)
+    targets = []
+    try:
+        dev = krbd.map_image(iid, [mon_addr], "admin", key, timeout=120)
+        _lvm(["pvcreate", "-y", dev.stable_path])
+        _lvm(["vgcreate", "-y", VG, dev.stable_path])
+        _lvm(["lvcreate", "-y", "-n", LV, "-L", "%dm" % args.region_mib, VG])
+        # raw krbd I/O goes to the half of the image after the LV's extents
+        pe_start = int(pv.pv_fields(dev.stable_path, ["pe_start"])["pe_start"])
+        raw_base = pe_start + args.region_mib * MIB
+        raw = BlockTarget(dev.dev_path)
+
+        class Shifted(object):  # raw device region that does not overlap the LV
+            def __init__(self, t, base):
+                self.t, self.base = t, base
+
+            def write(self, buf, off):
+                self.t.write(buf, self.base + off)
+
+            def read(self, buf, off):
+                self.t.read(buf, self.base + off)
+
+            def flush(self):
+                self.t.flush()
+
+            def close(self):
+                self.t.close()
+
+        targets = [("lv", BlockTarget("/dev/%s/%s" % (VG, LV))), ("krbd", Shifted(raw, raw_base)),
+                   ("librbd", LibrbdTarget(rbd.Image(ioctx, IMAGE)))]
+        results = run_suite(targets, args)
+    finally:
+        for _n, t in targets:
+            try:
+                t.close()
+            except Exception:  # noqa: BLE001 - cleanup
+                pass
+        from lvm_helpers.cmd import run as lvm_run
+        lvm_run(["vgchange", "-an", VG], timeout=60, check=False)
+        lvm_run(["vgremove", "-ff", "-y", VG], timeout=60, check=False)
+        krbd.unmap(iid, force=True, timeout=60)
+        rbd.RBD().remove(ioctx, IMAGE)
+        ioctx.close()
+        cl.shutdown()
+        if stop_cluster:
+            stop_cluster()
+    doc = {
+        "benchmark": "dataplane",
+        "kernel": os.uname().release,
+        "objectstore": args.objectstore if not args.conf else "external",
+        "queue_depth": 1,
+        "params": {"seq_mib": args.seq_mib, "region_mib": args.region_mib, "rand_ops": args.rand_ops,
+                   "rand_seconds": args.rand_seconds},
+        "results": results,
+        "ratios": ratios(results),
+        "wall_seconds": round(time.monotonic() - t_start, 1),
+    }
+    text = json.dumps(doc, indent=1, sort_keys=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Image administration backends behind one interface (base.Backend).
+
+open_backend(cfg): the SSH backend when cfg.auth_mode == 'ssh', else librbd
+(python3-rados/rbd in process). Imports are lazy so dom0 without the Ceph
+bindings can still use the SSH backend.
+"""
+from rbdsr.errors import RBDError
+
+
+def librbd_available():
+    try:
+        import rados  # noqa: F401
+        import rbd  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def open_backend(cfg):
+    """A connected Backend for cfg (raises RBDError subclasses, never ImportError)."""
+    if cfg.auth_mode == "ssh":
+        from rbdsr.backends.ssh import SSHBackend
+        return SSHBackend(cfg)
+    if not librbd_available():
+        raise RBDError("the Ceph python bindings (python3-rados, python3-rbd) are not installed;"
+                       " install them or use auth=ssh")
+    from rbdsr.backends.librbd import LibrbdBackend
+    return LibrbdBackend(cfg)

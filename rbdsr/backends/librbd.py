@@ -1,0 +1,304 @@
+"""Image administration in process with python3-rados / python3-rbd.
+
+The key reaches librados through conf_set('key', ...) only: no keyring file,
+no command line. client_mount_timeout, rados_mon_op_timeout and
+rados_osd_op_timeout bound every call by cfg.timeout.
+"""
+import errno
+import json
+import struct
+
+import rados
+import rbd
+
+from rbdsr.backends.base import (
+    LAYERING, Backend, ImageInfo, feature_names, image_path, load_json, parent_spec, parse_capacity,
+    parse_fsid, parse_mon_dump, parse_rbd_pools,
+)
+from rbdsr.errors import AuthError, CephError, ConfigError, NotFoundError, RBDError, UnreachableError
+from rbdsr.secret import read_keyring
+
+CEPH_NOSNAP = 0xFFFFFFFFFFFFFFFE
+# How many size queries list_images keeps in flight at once.
+LIST_WINDOW = 256
+
+
+def map_rados_error(e, what):
+    """A rados/rbd exception -> the RBDError an admin can act on (no secret in it)."""
+    code = getattr(e, "errno", None)
+    code = abs(code) if isinstance(code, int) else None
+    if isinstance(e, (rados.PermissionDeniedError, rados.PermissionError, rbd.PermissionError)) or \
+            code in (errno.EACCES, errno.EPERM):
+        return AuthError("Ceph refused %s: permission denied (wrong cephx id/key or missing caps)" % what)
+    if isinstance(e, (rados.TimedOut, rados.InterruptedOrTimeoutError)) or code in (errno.ETIMEDOUT, errno.EINTR):
+        return UnreachableError("Ceph did not answer %s in time" % what)
+    if isinstance(e, (rados.ObjectNotFound, rbd.ImageNotFound)) or code == errno.ENOENT:
+        return NotFoundError("%s: not found" % what)
+    if isinstance(e, (rbd.ImageExists, rados.ObjectExists)) or code == errno.EEXIST:
+        return CephError("%s: already exists" % what)
+    return CephError("%s failed: %s (errno %s)" % (what, e.__class__.__name__, code))
+
+
+class LibrbdBackend(Backend):
+    name = "librbd"
+
+    def __init__(self, cfg):
+        Backend.__init__(self, cfg)
+        self._cluster = None
+        self._connect()
+
+    def _connect(self):
+        cfg = self.cfg
+        if cfg.resolved is None:
+            cfg.resolve()  # bounded DNS; librados then only sees IPs
+        key = cfg.cephx_secret()  # the given key or the keyring's, read by us (clear errors)
+        t = str(int(max(1, round(cfg.timeout))))
+        conf = {
+            "mon_host": cfg.mon_host(),
+            "client_mount_timeout": t,
+            "rados_mon_op_timeout": t,
+            "rados_osd_op_timeout": t,
+            "log_to_stderr": "false",
+            "err_to_stderr": "false",
+            "log_file": "",
+        }
+        try:
+            if cfg.ceph_conf:
+                cluster = rados.Rados(rados_id=cfg.cephx_id, conffile=cfg.ceph_conf)
+            else:
+                cluster = rados.Rados(rados_id=cfg.cephx_id)
+            for k, v in sorted(conf.items()):
+                cluster.conf_set(k, v)
+            if key is not None:
+                cluster.conf_set("key", key.reveal())
+        except rados.Error as e:
+            raise map_rados_error(e, "setting up the Ceph client")
+        try:
+            cluster.connect(timeout=int(t))
+        except rados.Error as e:
+            try:
+                cluster.shutdown()
+            except rados.Error:
+                pass
+            what = "connecting to monitor(s) %s as %s" % (cfg.mon_addrs(), cfg.entity)
+            if getattr(e, "errno", None) in (errno.EOPNOTSUPP, -errno.EOPNOTSUPP):
+                # librados found no key at all and fell back to no auth
+                raise AuthError("%s: no cephx key (give chappassword or keyring)" % what)
+            raise map_rados_error(e, what)
+        self._cluster = cluster
+
+    def close(self):
+        if self._cluster is not None:
+            try:
+                self._cluster.shutdown()
+            finally:
+                self._cluster = None
+
+    # -- helpers ----------------------------------------------------------
+
+    def _mon(self, what, **cmd):
+        cmd["format"] = "json"
+        try:
+            ret, out, status = self._cluster.mon_command(json.dumps(cmd), b"")
+        except rados.Error as e:
+            raise map_rados_error(e, what)
+        if ret < 0:
+            detail = "".join(c if c.isprintable() else "?" for c in status or "")[:200]
+            raise map_rados_error(rados.OSError("", errno=-ret), "%s (%s)" % (what, detail) if detail else what)
+        return load_json(out.decode("utf-8", "replace"), what)
+
+    def _ioctx(self, pool, namespace=""):
+        self.check_names(pool, namespace)
+        try:
+            ioctx = self._cluster.open_ioctx(pool)
+        except rados.ObjectNotFound:
+            raise NotFoundError("pool %s does not exist" % pool)
+        except rados.Error as e:
+            raise map_rados_error(e, "opening pool %s" % pool)
+        if namespace:
+            ioctx.set_namespace(namespace)
+        return ioctx
+
+    def _image(self, ioctx, pool, namespace, name, read_only=True):
+        self.check_names(pool, namespace, name)
+        try:
+            return rbd.Image(ioctx, name, read_only=read_only)
+        except rbd.ImageNotFound:
+            raise NotFoundError("image %s does not exist" % image_path(pool, namespace, name))
+        except (rbd.Error, rados.Error) as e:
+            raise map_rados_error(e, "opening image %s" % image_path(pool, namespace, name))
+
+    # -- cluster ----------------------------------------------------------
+
+    def fsid(self):
+        return parse_fsid(self._mon("fsid", prefix="fsid"))
+
+    def monitors(self):
+        return parse_mon_dump(self._mon("mon dump", prefix="mon dump"))
+
+    def list_pools(self):
+        return parse_rbd_pools(self._mon("osd pool ls detail", prefix="osd pool ls", detail="detail"))
+
+    def pool_capacity(self, pool):
+        self.check_names(pool)
+        df = self._mon("df", prefix="df")
+        quota = self._mon("osd pool get-quota %s" % pool, prefix="osd pool get-quota", pool=pool)
+        return parse_capacity(df, quota, pool)
+
+    def credentials(self):
+        key = self.cfg.cephx_secret()
+        if key is None:
+            # Nothing given: the keyring librados itself found through ceph.conf.
+            for path in self._cluster.conf_get("keyring").split(","):
+                path = path.strip()
+                try:
+                    return self.cfg.cephx_id, read_keyring(path, self.cfg.entity)
+                except RBDError:
+                    continue
+            raise AuthError("no key for %s: give chappassword or keyring" % self.cfg.entity)
+        return self.cfg.cephx_id, key
+
+    # -- images -----------------------------------------------------------
+
+    def list_images(self, pool, namespace=""):
+        """Names and sizes in one pass: one directory read, then every image's
+        size fetched with the rbd class's get_size, all requests in flight together."""
+        what = "listing images in %s" % image_path(pool, namespace, "").rstrip("/")
+        ioctx = self._ioctx(pool, namespace)
+        try:
+            try:
+                entries = [(e["name"], e["id"]) for e in rbd.RBD().list2(ioctx)]
+            except (rbd.Error, rados.Error) as e:
+                raise map_rados_error(e, what)
+            sizes = {}
+            failed = []
+            arg = struct.pack("<Q", CEPH_NOSNAP)
+
+            def done(name):
+                def cb(completion, data):
+                    rv = completion.get_return_value()
+                    if rv >= 9 and data is not None and len(data) >= 9:
+                        sizes[name] = struct.unpack("<Q", data[1:9])[0]
+                    elif rv != -errno.ENOENT:  # ENOENT: removed while we listed
+                        failed.append((name, rv))
+                return cb
+
+            for start in range(0, len(entries), LIST_WINDOW):
+                pending = []
+                for name, image_id in entries[start:start + LIST_WINDOW]:
+                    if not image_id:  # format 1 image: no header object by id
+                        failed.append((name, None))
+                        continue
+                    try:
+                        pending.append(ioctx.aio_execute(
+                            "rbd_header." + image_id, "rbd", "get_size", arg, length=64, oncomplete=done(name)))
+                    except rados.Error as e:
+                        raise map_rados_error(e, what)
+                for completion in pending:
+                    completion.wait_for_complete_and_cb()
+            for name, rv in failed:
+                if rv is not None and rv < 0 and abs(rv) in (errno.ETIMEDOUT, errno.EACCES, errno.EPERM):
+                    raise map_rados_error(rados.OSError("", errno=-rv), what)
+                # anything unusual: ask librbd the long way for that one image
+                try:
+                    with rbd.Image(ioctx, name, read_only=True) as img:
+                        sizes[name] = img.size()
+                except rbd.ImageNotFound:
+                    continue
+                except (rbd.Error, rados.Error) as e:
+                    raise map_rados_error(e, what)
+            return [ImageInfo(name, sizes[name]) for name, _ in sorted(entries) if name in sizes]
+        finally:
+            ioctx.close()
+
+    def image_info(self, pool, namespace, name):
+        what = "reading image %s" % image_path(pool, namespace, name)
+        ioctx = self._ioctx(pool, namespace)
+        try:
+            img = self._image(ioctx, pool, namespace, name)
+            try:
+                size = img.size()
+                features = feature_names(img.features())
+                try:
+                    p = img.get_parent_image_spec()
+                    parent = parent_spec(p["pool_name"], p["pool_namespace"], p["image_name"], p["snap_name"])
+                except rbd.ImageNotFound:
+                    parent = None
+                watchers = sorted(w["addr"] for w in img.watchers_list())
+            except (rbd.Error, rados.Error) as e:
+                raise map_rados_error(e, what)
+            finally:
+                img.close()
+        finally:
+            ioctx.close()
+        return ImageInfo(name, size, features, parent, watchers)
+
+    def create_image(self, pool, namespace, name, size):
+        self.check_names(pool, namespace, name)
+        if not isinstance(size, int) or size <= 0:
+            raise ConfigError("image size must be a positive number of bytes")
+        what = "creating image %s" % image_path(pool, namespace, name)
+        ioctx = self._ioctx(pool, namespace)
+        try:
+            rbd.RBD().create(ioctx, name, size, old_format=False, features=LAYERING)
+        except (rbd.Error, rados.Error) as e:
+            raise map_rados_error(e, what)
+        finally:
+            ioctx.close()
+
+    def _resize(self, pool, namespace, name, size):
+        what = "growing image %s" % image_path(pool, namespace, name)
+        ioctx = self._ioctx(pool, namespace)
+        try:
+            img = self._image(ioctx, pool, namespace, name, read_only=False)
+            try:
+                img.resize(size, allow_shrink=False)
+            except (rbd.Error, rados.Error) as e:
+                raise map_rados_error(e, what)
+            finally:
+                img.close()
+        finally:
+            ioctx.close()
+
+    def _remove(self, pool, namespace, name):
+        self.check_names(pool, namespace, name)
+        what = "removing image %s" % image_path(pool, namespace, name)
+        ioctx = self._ioctx(pool, namespace)
+        try:
+            rbd.RBD().remove(ioctx, name)
+        except (rbd.Error, rados.Error) as e:
+            raise map_rados_error(e, what)
+        finally:
+            ioctx.close()
+
+    def get_meta(self, pool, namespace, name, key):
+        self.check_meta(key)
+        what = "reading metadata %s of %s" % (key, image_path(pool, namespace, name))
+        ioctx = self._ioctx(pool, namespace)
+        try:
+            img = self._image(ioctx, pool, namespace, name)
+            try:
+                return img.metadata_get(key)
+            except KeyError:
+                return None
+            except (rbd.Error, rados.Error) as e:
+                raise map_rados_error(e, what)
+            finally:
+                img.close()
+        finally:
+            ioctx.close()
+
+    def set_meta(self, pool, namespace, name, key, value):
+        self.check_meta(key, value)
+        what = "writing metadata %s of %s" % (key, image_path(pool, namespace, name))
+        ioctx = self._ioctx(pool, namespace)
+        try:
+            img = self._image(ioctx, pool, namespace, name, read_only=False)
+            try:
+                img.metadata_set(key, value)
+            except (rbd.Error, rados.Error) as e:
+                raise map_rados_error(e, what)
+            finally:
+                img.close()
+        finally:
+            ioctx.close()

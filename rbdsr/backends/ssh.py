@@ -1,0 +1,213 @@
+"""Image administration by running the ceph / rbd CLIs on a monitor over SSH.
+
+As the historic RBDSR did, a sudoer on the monitor runs `ceph`/`rbd ...
+--format json`; unlike it, the host key is verified, every argument is quoted,
+each command is bounded on both ends (`timeout` on the monitor, a deadline
+here), and the only key ever fetched is a least-privilege cephx user's
+(`profile rbd` on the pool), kept in memory as a Secret, never the admin key.
+"""
+import errno
+import re
+
+from rbdsr.backends.base import (
+    Backend, ImageInfo, expect_list, field, image_path, load_json, parent_spec, parse_capacity, parse_fsid,
+    parse_mon_dump, parse_rbd_pools,
+)
+from rbdsr.backends.sshconn import SSHConnection
+from rbdsr.errors import AuthError, CephError, ConfigError, NotFoundError, TimeoutError_, UnreachableError
+from rbdsr.secret import Secret, contains_secret, is_cephx_key
+
+_ERRNO_RE = re.compile(r"\((\d+)\)")
+
+
+def _last_line(text):
+    """The last non-empty stderr line, trimmed and without secrets, for messages."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    line = lines[-1] if lines else ""
+    if contains_secret(line):
+        return "<output withheld>"
+    line = "".join(c if c.isprintable() else "?" for c in line)
+    return line[:300]
+
+
+class SSHBackend(Backend):
+    name = "ssh"
+
+    def __init__(self, cfg):
+        Backend.__init__(self, cfg)
+        self._key = None
+        self._conn = SSHConnection(
+            cfg.ssh_host, cfg.ssh_port, cfg.ssh_user, cfg.ssh_password, cfg.timeout,
+            host_key_fp=cfg.ssh_host_key, known_hosts=cfg.ssh_known_hosts)
+
+    def close(self):
+        self._conn.close()
+
+    # -- running the CLIs -------------------------------------------------
+
+    def _run(self, tool, args, what):
+        t = int(max(1, round(self.cfg.timeout)))
+        argv = ["timeout", str(t)]
+        if self.cfg.ssh_sudo:
+            argv += ["sudo", "-n"]
+        argv += [tool] + list(args)
+        if tool == "ceph":
+            argv += ["--connect-timeout", str(t)]
+        res = self._conn.run(argv, timeout=self.cfg.timeout + 5)
+        if res.rc != 0:
+            raise self._error(tool, res, what)
+        return res.out
+
+    def _error(self, tool, res, what):
+        detail = _last_line(res.err)
+        rc = res.rc
+        if rc == 124:
+            return UnreachableError("%s: %s on %s did not answer within %ss" % (what, tool, self._conn.where,
+                                                                                self.cfg.timeout))
+        if rc == 127 or "command not found" in res.err:
+            return CephError("%s: the %s CLI is not installed on %s" % (what, tool, self._conn.where))
+        if "sudo:" in res.err and ("password" in res.err or "not allowed" in res.err):
+            return AuthError("%s: %s may not run %s with sudo -n (add a NOPASSWD sudoers rule)"
+                             % (what, self._conn.where, tool))
+        # ceph and rbd exit with the errno; "(N)" on the last line says it when they exit 1
+        code = rc
+        m = _ERRNO_RE.search(detail)
+        if rc == 1 and m:
+            code = int(m.group(1))
+        if code == errno.ENOENT:
+            return NotFoundError("%s: not found (%s)" % (what, detail))
+        if code in (errno.EACCES, errno.EPERM):
+            return AuthError("%s: permission denied (%s)" % (what, detail))
+        if code == errno.ETIMEDOUT:
+            return UnreachableError("%s: Ceph did not answer in time (%s)" % (what, detail))
+        if code == errno.EEXIST:
+            return CephError("%s: already exists (%s)" % (what, detail))
+        return CephError("%s failed on %s (exit %s: %s)" % (what, self._conn.where, rc, detail))
+
+    def _json(self, tool, args, what):
+        return load_json(self._run(tool, list(args) + ["--format", "json"], what), what)
+
+    def _ceph(self, what, *args):
+        return self._json("ceph", args, what)
+
+    def _spec(self, pool, namespace, name):
+        self.check_names(pool, namespace, name)
+        return image_path(pool, namespace, name)
+
+    # -- cluster ----------------------------------------------------------
+
+    def fsid(self):
+        return parse_fsid(self._ceph("fsid", "fsid"))
+
+    def monitors(self):
+        return parse_mon_dump(self._ceph("mon dump", "mon", "dump"))
+
+    def list_pools(self):
+        return parse_rbd_pools(self._ceph("osd pool ls detail", "osd", "pool", "ls", "detail"))
+
+    def pool_capacity(self, pool):
+        self.check_names(pool)
+        df = self._ceph("df", "df")
+        quota = self._ceph("osd pool get-quota %s" % pool, "osd", "pool", "get-quota", pool)
+        return parse_capacity(df, quota, pool)
+
+    def credentials(self):
+        """Fetch (or, when asked, create) the least-privilege cephx user's key."""
+        if self._key is not None:
+            return self.cfg.cephx_id, self._key
+        cfg = self.cfg
+        entity = cfg.entity
+        if cfg.cephx_id == "admin":
+            raise AuthError("refusing to fetch the admin key over SSH")
+        if cfg.create_cephx_user:
+            osd_cap = "profile rbd pool=%s" % cfg.pool
+            if cfg.namespace:
+                osd_cap += " namespace=%s" % cfg.namespace
+            what = "creating cephx user %s" % entity
+            try:
+                obj = self._ceph(what, "auth", "get-or-create-key", entity, "mon", "profile rbd", "osd", osd_cap)
+            except CephError as e:
+                raise CephError("%s; if it exists with other caps, fix them with: ceph auth caps %s mon"
+                                " 'profile rbd' osd '%s'" % (e, entity, osd_cap))
+        else:
+            what = "fetching the key of cephx user %s" % entity
+            try:
+                obj = self._ceph(what, "auth", "get-key", entity)
+            except NotFoundError:
+                raise NotFoundError("cephx user %s does not exist: create it (ceph auth get-or-create %s mon"
+                                    " 'profile rbd' osd 'profile rbd pool=%s') or set create_cephx_user=true"
+                                    % (entity, entity, cfg.pool))
+        key = field(obj, "key", str, what)
+        if not is_cephx_key(key):
+            raise CephError("%s: the monitor returned something that is not a cephx key" % what)
+        self._key = Secret(key)
+        return cfg.cephx_id, self._key
+
+    # -- images -----------------------------------------------------------
+
+    def list_images(self, pool, namespace=""):
+        self.check_names(pool, namespace)
+        args = ["ls", "-l", "--pool", pool]
+        if namespace:
+            args += ["--namespace", namespace]
+        what = "listing images in %s" % image_path(pool, namespace, "").rstrip("/")
+        images = []
+        for entry in expect_list(self._json("rbd", args, what), what):
+            if isinstance(entry, dict) and "snapshot" in entry:
+                continue
+            images.append(ImageInfo(field(entry, "image", str, what), field(entry, "size", int, what)))
+        return sorted(images, key=lambda i: i.name)
+
+    def image_info(self, pool, namespace, name):
+        spec = self._spec(pool, namespace, name)
+        what = "reading image %s" % spec
+        info = self._json("rbd", ["info", spec], what)
+        status = self._json("rbd", ["status", spec], what)
+        size = field(info, "size", int, what)
+        features = sorted(field(info, "features", list, what))
+        parent = None
+        if "parent" in info:
+            p = field(info, "parent", dict, what)
+            parent = parent_spec(field(p, "pool", str, what), p.get("pool_namespace") or "",
+                                 field(p, "image", str, what), field(p, "snapshot", str, what))
+        watchers = sorted(field(w, "address", str, what)
+                          for w in expect_list(field(status, "watchers", list, what), what))
+        return ImageInfo(name, size, features, parent, watchers)
+
+    def create_image(self, pool, namespace, name, size):
+        spec = self._spec(pool, namespace, name)
+        if not isinstance(size, int) or size <= 0:
+            raise ConfigError("image size must be a positive number of bytes")
+        self._run("rbd", ["create", "--size", "%dB" % size, "--image-format", "2",
+                          "--image-feature", "layering", spec], "creating image %s" % spec)
+
+    def _resize(self, pool, namespace, name, size):
+        spec = self._spec(pool, namespace, name)
+        self._run("rbd", ["resize", "--no-progress", "--size", "%dB" % size, spec], "growing image %s" % spec)
+
+    def _remove(self, pool, namespace, name):
+        spec = self._spec(pool, namespace, name)
+        self._run("rbd", ["rm", "--no-progress", spec], "removing image %s" % spec)
+
+    def get_meta(self, pool, namespace, name, key):
+        spec = self._spec(pool, namespace, name)
+        self.check_meta(key)
+        what = "reading metadata of %s" % spec
+        out = self._run("rbd", ["image-meta", "list", spec, "--format", "json"], what)
+        if not out.strip():  # rbd prints nothing when the image has no metadata
+            return None
+        meta = load_json(out, what)
+        if not isinstance(meta, dict):
+            raise CephError("unexpected answer from Ceph to %s" % what)
+        value = meta.get(key)
+        if value is not None and not isinstance(value, str):
+            raise CephError("unexpected answer from Ceph to %s" % what)
+        return value
+
+    def set_meta(self, pool, namespace, name, key, value):
+        spec = self._spec(pool, namespace, name)
+        self.check_meta(key, value)
+        self._run("rbd", ["image-meta", "set", spec, key, value], "writing metadata %s of %s" % (key, spec))
+
+
+__all__ = ["SSHBackend", "TimeoutError_"]
