@@ -1,0 +1,128 @@
+"""Command lines of install_rbdsr.py and uninstall_rbdsr.py."""
+import argparse
+import errno
+import fcntl
+import os
+import sys
+
+from rbdsr.errors import RBDError
+from rbdsr.installer import EXIT_MISSING, EXIT_OK, EXIT_REFUSED
+from rbdsr.installer.context import Context
+
+EXIT_HELP = """exit codes:
+  0  done; for check/status: installed and complete
+  1  not installed, incomplete or drifted (check/status), or something was left
+     in place (disable/uninstall; the output says what)
+  2  usage error, or refused: unknown sm layout, hook anchor not found exactly
+     once, RBD devices still mapped, or a failure (the host is left as it was)
+"""
+
+COMMANDS = {
+    "enable": "install RBDSR and hook sm's LVHDoISCSISR (idempotent; completes an interrupted run)",
+    "disable": "unhook sm and remove what enable installed, restoring every file byte-identical",
+    "check": "verify every piece is in place (exit 0) or list what is missing (exit 1)",
+    "status": "human summary: versions, sm layout, hook state per file, lvm.conf, mapped RBD devices",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sys.stderr.write("%s: error: %s\n" % (self.prog, message))
+        sys.exit(EXIT_REFUSED)
+
+
+def _common(p):
+    p.add_argument("--root", default="/", metavar="DIR",
+                   help="treat DIR as the filesystem root (tests, image preparation); default /")
+    p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    p.add_argument("--force", action="store_true",
+                   help="disable/uninstall even while RBD devices are mapped on this host")
+    p.add_argument("--source", metavar="DIR", default=None,
+                   help="release directory to install from (default: the one holding this script)")
+
+
+def build_parser(prog, with_command=True):
+    p = _Parser(prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_HELP,
+                description="Install, check or remove RBDSR (Ceph RBD SRs over sm's lvmoiscsi) on dom0."
+                if with_command else "Disable RBDSR and remove every file it installed, and its state "
+                "and backups (/var/lib/rbdsr).")
+    if with_command:
+        p.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND",
+                       help="; ".join("%s: %s" % kv for kv in sorted(COMMANDS.items())))
+    _common(p)
+    if with_command:
+        p.add_argument("--ceph", action="store_true",
+                       help="check/status: also try a TCP connection to each Ceph monitor")
+        p.add_argument("--target", metavar="MONS", default=None,
+                       help="monitors for --ceph, 'host[:port],...' (default: mon_host of /etc/ceph/ceph.conf)")
+        p.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
+                       help="per-monitor connect timeout for --ceph (default 3)")
+    return p
+
+
+def _lock(root):
+    """One installer at a time per root: flock on the root directory itself
+    (leaves no lock file behind)."""
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (IOError, OSError) as e:
+        os.close(fd)
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            raise RBDError("another install_rbdsr.py / uninstall_rbdsr.py is running on %s" % root)
+        raise
+    return fd
+
+
+def run(command, args, out=None):
+    """Run one command; returns the exit code. Never lets a traceback out for
+    expected failures."""
+    prog = "uninstall_rbdsr.py" if command == "uninstall" else "install_rbdsr.py"
+    root = os.path.abspath(args.root)
+    if not os.path.isdir(root):
+        sys.stderr.write("%s: error: --root %s is not a directory\n" % (prog, args.root))
+        return EXIT_REFUSED
+    ctx = Context(root, args.source, args.dry_run, args.force, out)
+    if ctx.live and command in ("enable", "disable", "uninstall") and not args.dry_run and os.geteuid() != 0:
+        sys.stderr.write("%s: error: %s needs root\n" % (prog, command))
+        return EXIT_REFUSED
+    lock = None
+    try:
+        if command in ("enable", "disable", "uninstall") and not args.dry_run:
+            lock = _lock(root)
+        if command == "enable":
+            from rbdsr.installer.enable import enable
+            return enable(ctx)
+        if command == "disable":
+            from rbdsr.installer.disable import disable
+            return disable(ctx)
+        if command == "uninstall":
+            from rbdsr.installer.disable import uninstall
+            return uninstall(ctx)
+        from rbdsr.installer import check
+        fn = check.check if command == "check" else check.status
+        return fn(ctx, args.ceph, args.target, args.timeout)
+    except RBDError as e:
+        sys.stderr.write("%s: %s: %s\n" % (prog, command, e))
+        return EXIT_REFUSED
+    except EnvironmentError as e:
+        sys.stderr.write("%s: %s: %s%s\n" % (prog, command, e.strerror or e,
+                                             " (%s)" % e.filename if getattr(e, "filename", None) else ""))
+        return EXIT_REFUSED
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def install_main(argv=None, out=None):
+    args = build_parser("install_rbdsr.py").parse_args(argv)
+    return run(args.command, args, out)
+
+
+def uninstall_main(argv=None, out=None):
+    args = build_parser("uninstall_rbdsr.py", with_command=False).parse_args(argv)
+    return run("uninstall", args, out)
+
+
+__all__ = ["install_main", "uninstall_main", "EXIT_OK", "EXIT_MISSING", "EXIT_REFUSED"]

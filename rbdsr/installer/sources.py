@@ -1,0 +1,50 @@
+"""What a release installs: RBDSR.py, VERSION, the install/uninstall scripts,
+patches/ and every .py of the rbdsr and lvm_helpers packages (tests excluded),
+all under /usr/lib/rbdsr."""
+import os
+
+from rbdsr.errors import RBDError
+
+INSTALL_DIR = "usr/lib/rbdsr"
+PACKAGES = ("rbdsr", "lvm_helpers")
+SCRIPTS = ("install_rbdsr.py", "uninstall_rbdsr.py")  # installed too: check/uninstall without the release dir
+REQUIRED = ("RBDSR.py", "VERSION", "rbdsr/__init__.py", "rbdsr/smglue/divert.py",
+            "patches/anchors.json")
+
+
+def default_source():
+    """The release directory: the one holding the rbdsr package."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _skip(name):
+    return name in ("tests", "__pycache__") or name.startswith(".")
+
+
+def collect(source):
+    """Sorted relpaths (relative to source) of the files to install."""
+    missing = [r for r in REQUIRED if not os.path.isfile(os.path.join(source, r))]
+    if missing:
+        raise RBDError("the release directory %s is incomplete: missing %s" % (source, ", ".join(missing)))
+    files = ["RBDSR.py", "VERSION"] + [s for s in SCRIPTS if os.path.isfile(os.path.join(source, s))]
+    for name in sorted(os.listdir(os.path.join(source, "patches"))):
+        if name.endswith((".json", ".in")):
+            files.append("patches/" + name)
+    for pkg in PACKAGES:
+        top = os.path.join(source, pkg)
+        if not os.path.isdir(top):
+            raise RBDError("the release directory %s is incomplete: missing %s/" % (source, pkg))
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = sorted(d for d in dirnames if not _skip(d))
+            for f in sorted(filenames):
+                if f.endswith(".py") and not f.startswith("test_") and not _skip(f):
+                    files.append(os.path.relpath(os.path.join(dirpath, f), source))
+    return files
+
+
+def read_version(source):
+    try:
+        with open(os.path.join(source, "VERSION")) as f:
+            return f.read().strip()
+    except (IOError, OSError):
+        return "unknown"
