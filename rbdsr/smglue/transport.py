@@ -1,0 +1,204 @@
+"""RBDTransport: what LVHDoISCSISR's code expects of its iSCSI session object
+(BaseISCSISR), done with a kernel RBD mapping.
+
+"Logging in" is mapping the image (shared: no exclusive lock), the "LUN path"
+is the stable device path /dev/rbdsr/<pool>/<ns or ->/<image>, "logging out"
+is unmapping. The attributes sm reads exist with RBD meanings: target/port =
+first monitor, targetIQN = pool[/namespace], chapuser = cephx id, localIQN a
+fixed non-empty tag (HA's generate_config reads it). The cephx key stays in
+the config's Secret; chappassword holds that Secret object, never the text.
+
+No sm import here: logging goes through the `log` callable given by the driver.
+"""
+import os
+import threading
+import time
+
+from rbdsr import krbd, sysfs
+from rbdsr.config import format_addr
+from rbdsr.errors import ConfigError, MapError, RBDError, TimeoutError_
+from rbdsr.smglue import probexml
+
+LOCAL_IQN = "rbdsr"
+REFRESH_TIMEOUT = 30.0
+
+
+def _write_attr(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _bounded(fn, timeout):
+    """fn() in a daemon thread, waited for at most `timeout` seconds."""
+    box = {}
+
+    def target():
+        try:
+            box["ok"] = fn()
+        except Exception as e:  # noqa: BLE001 - handed to the caller
+            box["error"] = e
+
+    t = threading.Thread(target=target, name="rbdsr-refresh")
+    t.daemon = True
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise TimeoutError_("no answer within %.0f s" % timeout)
+    if "error" in box:
+        raise box["error"]
+    return box.get("ok")
+
+
+class RBDTransport(object):
+    def __init__(self, cfg, log, backend_opener=None):
+        self.cfg = cfg
+        self._log = log
+        self._backend_opener = backend_opener
+        self._backend = None
+        host, port = cfg.monitors[0]
+        self.target = host
+        self.port = port
+        self.targetlist = ",".join(format_addr(h, p) for h, p in cfg.monitors)
+        self.targetIQN = cfg.pool + ("/" + cfg.namespace if cfg.namespace else "")
+        self.localIQN = LOCAL_IQN
+        self.chapuser = cfg.cephx_id
+        self.chappassword = cfg.key if cfg.key is not None else ""
+        self.incoming_chapuser = ""
+        self.incoming_chappassword = ""
+        self.adapter = {}
+        self.address = format_addr(host, port)
+        self.LUNs = {}
+        self.fsid = None
+        self.mapped = None  # MappedDevice after attach
+        self.multihomed = False
+
+    # -- identity and paths ------------------------------------------------
+
+    @property
+    def image(self):
+        return self.cfg.image
+
+    def image_id(self):
+        if not self.cfg.image:
+            raise ConfigError("no image (SCSIid) given", key="ConfigSCSIid")
+        return krbd.ImageId(self.fsid, self.cfg.pool, self.cfg.namespace, self.cfg.image)
+
+    def device_path(self):
+        """The stable path of the image on every host (a symlink to /dev/rbdN)."""
+        return krbd.stable_path(self.image_id())
+
+    @property
+    def path(self):
+        """Where the image's device link lives (sm: the iSCSI session's LUN directory)."""
+        if self.cfg.image:
+            return os.path.dirname(self.device_path())
+        return os.path.join(krbd.STABLE_ROOT, self.cfg.pool, self.cfg.namespace or krbd.DEFAULT_NS_COMPONENT)
+
+    @property
+    def attached(self):
+        """True when the image is mapped on this host."""
+        return bool(self.cfg.image) and krbd.find_mapped(self.image_id()) is not None
+
+    def device_fsid(self):
+        """Cluster fsid of the mapped device, as the kernel reports it (or None)."""
+        dev_id = krbd.find_mapped(self.image_id())
+        if dev_id is None:
+            return None
+        for info in sysfs.list_mapped():
+            if info.dev_id == dev_id:
+                return info.fsid or None
+        return None
+
+    def serial(self):
+        """Stable serial of the image (the wizard's LUN serial, the SR's devserial)."""
+        fsid = self.fsid or self.device_fsid()
+        return probexml.stable_serial(fsid, self.cfg.pool, self.cfg.namespace, self.cfg.image)
+
+    # -- administration (lazy: slaves attaching never need it) ---------------
+
+    def backend(self):
+        if self._backend is None:
+            opener = self._backend_opener
+            if opener is None:
+                from rbdsr.backends import open_backend as opener
+            t0 = time.time()
+            self._backend = opener(self.cfg)
+            self._log("RBDSR: connected to Ceph (%s backend) in %.2fs"
+                      % (getattr(self._backend, "name", "?"), time.time() - t0))
+        return self._backend
+
+    def learn_fsid(self):
+        """Ask the cluster for its fsid so maps are pinned to that cluster."""
+        if self.fsid is None:
+            self.fsid = self.backend().fsid()
+        return self.fsid
+
+    def close(self):
+        if self._backend is not None:
+            try:
+                self._backend.close()
+            finally:
+                self._backend = None
+
+    # -- the BaseISCSISR surface ---------------------------------------------
+
+    def attach(self, sr_uuid):
+        """Map the image (idempotent). Without an image (probe) there is nothing to map."""
+        if not self.cfg.image:
+            return
+        t0 = time.time()
+        self.mapped = krbd.map_from_config(self.cfg, fsid=self.fsid)
+        self._log("RBDSR: %s mapped as %s (%s) in %.2fs"
+                  % (self.image_id().spec(), self.mapped.dev_path, self.mapped.stable_path,
+                     time.time() - t0))
+
+    def _attach_LUN_bySCSIid(self, SCSIid):
+        if SCSIid != self.cfg.image:
+            raise ConfigError("SCSIid %r is not the configured image %r" % (SCSIid, self.cfg.image),
+                              key="ConfigSCSIid")
+        if self.mapped is None:
+            self.attach(None)
+        if not os.path.exists(self.device_path()):
+            raise MapError("%s is mapped but %s is missing" % (self.image_id().spec(), self.device_path()))
+
+    def detach(self, sr_uuid):
+        """Unmap the image (idempotent); a busy device is an InUseError, never forced."""
+        if not self.cfg.image:
+            return
+        t0 = time.time()
+        done = krbd.unmap(self.image_id(), timeout=self.cfg.timeout)
+        self.mapped = None
+        self._log("RBDSR: %s %s in %.2fs" % (self.image_id().spec(),
+                                              "unmapped" if done else "was not mapped", time.time() - t0))
+
+    def refresh(self):
+        """sm rescans the SCSI bus here. krbd follows image size changes by itself
+        (header watch); asking it to re-read the header now makes a grow visible
+        at once. Bounded; a failure only delays the new size."""
+        if not self.cfg.image:
+            return
+        dev_id = krbd.find_mapped(self.image_id())
+        if dev_id is None:
+            return
+        path = os.path.join(sysfs.devices_dir(), str(dev_id), "refresh")
+        if not os.path.exists(path):
+            return
+        try:
+            _bounded(lambda: _write_attr(path, b"1"), min(self.cfg.timeout, REFRESH_TIMEOUT))
+        except (OSError, RBDError) as e:
+            self._log("RBDSR: refreshing rbd%d failed (%s); the size may lag" % (dev_id, e))
+
+    def list_luns(self):
+        """The pool's images as LUNs (one listing pass)."""
+        backend = self.backend()
+        fsid = self.learn_fsid()
+        t0 = time.time()
+        images = backend.list_images(self.cfg.pool, self.cfg.namespace)
+        self._log("RBDSR: %d images in %s listed in %.2fs" % (len(images), self.targetIQN, time.time() - t0))
+        return probexml.luns_from_images(images, fsid, self.cfg.pool, self.cfg.namespace)
+
+    def print_LUNs(self):
+        self.LUNs = dict((lun.SCSIid, lun) for lun in self.list_luns())
