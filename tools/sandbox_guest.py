@@ -182,6 +182,8 @@ def main():
         if os.path.exists(SM_DIR):
             shutil.rmtree(SM_DIR)
         mkpkg.build_flat(SM_DIR)
+        # dom0 has XenAPI in its site-packages; the stand-in's XAPI takes its place
+        shutil.copy(os.path.join(h.XAPI_STUB, "XenAPI.py"), "/usr/lib/python3/dist-packages/XenAPI.py")
         os.makedirs("/etc/lvm/master", exist_ok=True)
         shutil.copy("/etc/lvm/lvm.conf", "/etc/lvm/master/lvm.conf")
         with open("/etc/xensource-inventory", "w") as f:
