@@ -25,8 +25,13 @@ sys.path[:0] = [REPO, os.path.join(REPO, "tests"), os.path.join(REPO, "tools")]
 import driverharness as h  # noqa: E402  (tests/: argv XML-RPC calls, XAPI stand-in)
 from cephlab import cluster as cephlab  # noqa: E402
 
+sys.path.insert(0, os.path.join(REPO, "tests", "sm"))
+import realsm  # noqa: E402  (tests/sm: real sm trees laid out as dom0 has them)
+
 MIB = 1 << 20
 SM_DIR = "/opt/xensource/sm"
+SITE = "/usr/lib/python3.11/site-packages"  # where the `sm` package goes (xapi-project/sm layout)
+DIST = "/usr/lib/python3/dist-packages"     # Debian's: XenAPI and fairlock stand-ins, as dom0 has them
 WORK = "/var/tmp/rbdsr-sandbox"
 RESULTS = os.environ.get("RBDSR_VM_RESULTS", WORK)
 IMAGE = "xcp-sr1"
@@ -88,8 +93,9 @@ def sh(argv, timeout=300, check=True, env=None):
 class Dom0(object):
     """The stand-in dom0: XAPI's records (a JSON database) and the sm script."""
 
-    def __init__(self, ceph_state):
+    def __init__(self, ceph_state, real_sm):
         self.ceph = ceph_state
+        self.real_sm = real_sm
         self.db = os.path.join(WORK, "xapi.json")
         self.smlog = os.path.join(RESULTS, "SMlog")
         self.script = os.path.join(SM_DIR, "LVMoISCSISR")
@@ -100,7 +106,9 @@ class Dom0(object):
 
     def env(self, master):
         env = dict(os.environ)
-        env.update({"PYTHONPATH": os.pathsep.join([SM_DIR, h.XAPI_STUB]), "SMLOG": self.smlog,
+        # real sm logs through syslog: the stubs' sitecustomize sends it to SMLOG
+        path = ([realsm.STUBS, SITE] if self.real_sm else []) + [SM_DIR, h.XAPI_STUB]
+        env.update({"PYTHONPATH": os.pathsep.join(path), "SMLOG": self.smlog,
                     "FAKEXAPI_DB": self.db, "FAKESM_LOCKDIR": os.path.join(WORK, "locks")})
         env.pop("LVM_SYSTEM_DIR", None)
         return env
@@ -144,7 +152,7 @@ def main():
     os.makedirs(os.path.join(WORK, "locks"), exist_ok=True)
     steps = Steps()
     state = {}
-    sm_src = os.environ.get("SM_SRC")
+    real = realsm.sm_sources()[0] if os.environ.get("SM_SRC") else None  # (tree, layout)
 
     def start_ceph():
         d = os.path.join(WORK, "ceph")
@@ -176,19 +184,32 @@ def main():
         return "client.%s with mon 'profile rbd' osd 'profile rbd pool=%s' (least caps)" % (CEPHX_ID, c["pool"])
 
     def stand_in_dom0():
-        if sm_src:
-            raise NotPossibleHere("SM_SRC given: see the real-sm step")
         from fakesm import mkpkg
         if os.path.exists(SM_DIR):
             shutil.rmtree(SM_DIR)
-        mkpkg.build_flat(SM_DIR)
-        # dom0 has XenAPI in its site-packages; the stand-in's XAPI takes its place
-        shutil.copy(os.path.join(h.XAPI_STUB, "XenAPI.py"), "/usr/lib/python3/dist-packages/XenAPI.py")
+        if real is None:
+            mkpkg.build_flat(SM_DIR)
+            what = "sm stand-in (flat layout, XCP-ng 8.3) at %s" % SM_DIR
+        elif real[1] == "flat":
+            realsm._copy_flat(real[0], SM_DIR)
+            what = "real sm %s (flat layout) at %s" % (real[0], SM_DIR)
+        else:
+            staging = os.path.join(WORK, "smpkg")
+            realsm._copy_package(real[0], staging)
+            shutil.copytree(os.path.join(staging, "site-packages", "sm"), os.path.join(SITE, "sm"))
+            os.makedirs(SM_DIR)
+            shutil.copy2(os.path.join(staging, "drivers", "LVMoISCSISR"), SM_DIR)
+            what = "real sm %s (package layout) in %s, driver script in %s" % (real[0], SITE, SM_DIR)
+        # dom0 has XenAPI, fairlock and bitarray in its site-packages; stand-ins take their place
+        shutil.copy(os.path.join(h.XAPI_STUB, "XenAPI.py"), os.path.join(DIST, "XenAPI.py"))
+        for name in ("fairlock.py", "bitarray.py"):
+            shutil.copy(os.path.join(realsm.STUBS, name), os.path.join(DIST, name))
         os.makedirs("/etc/lvm/master", exist_ok=True)
         shutil.copy("/etc/lvm/lvm.conf", "/etc/lvm/master/lvm.conf")
         with open("/etc/xensource-inventory", "w") as f:
             f.write("PRODUCT_BRAND='XCP-ng'\nPRODUCT_VERSION='8.3.0'\nPLATFORM_VERSION='3.4.0'\n")
-        return "sm stand-in (flat layout, XCP-ng 8.3) at %s" % SM_DIR
+        state["sm_sums"] = tree_sums()
+        return what
 
     def installer(*args):
         p = sh([sys.executable, os.path.join(REPO, "install_rbdsr.py")] + list(args) + ["--root", "/"],
@@ -200,7 +221,7 @@ def main():
         return "exit %d" % p.returncode
 
     def seed_xapi():
-        d = state["dom0"] = Dom0(state["ceph"])
+        d = state["dom0"] = Dom0(state["ceph"], real is not None)
         d.key = state["key"]
         d.refs = h.XenAPI.seed(d.db, sr_uuid=d.sr_uuid, device_config={}, secrets=[d.key], extra_hosts=1)
         c = state["ceph"]
@@ -300,13 +321,15 @@ def main():
     def disable():
         installer("disable")
         state["disabled"] = True
-        return "sm files restored byte-identical"
+        changed = [p for p, h_ in tree_sums().items() if state["sm_sums"].get(p) != h_]
+        changed += [p for p in state["sm_sums"] if not os.path.exists(p)]
+        if changed:
+            raise RuntimeError("sm files differ from before enable: %s" % changed)
+        return "every sm file byte-identical to before enable (%d files)" % len(state["sm_sums"])
 
-    def real_sm():
-        if not sm_src:
-            raise NotPossibleHere("SM_SRC not set: the lifecycle above ran on the project's sm stand-in")
-        raise NotPossibleHere("the real sm tree at %s is exercised by `SM_SRC=... tools/run-tests sm`; "
-                              "its LVHDSR needs XAPI, blktap and tapdisk, absent from this VM" % sm_src)
+    def lifecycle_on_real_sm():
+        raise NotPossibleHere("real sm's LVHDSR needs a live XAPI, blktap/tapdisk and vhd-util, which this "
+                              "VM does not have; run without SM_SRC for the lifecycle on the stand-in")
 
     steps.run("start Ceph in the VM (1 mon, 1 mgr, 1 OSD, cephx)", start_ceph)
     steps.run("cephx user for the pool + sample images", cephx_user)
@@ -317,19 +340,37 @@ def main():
     steps.run("wizard 1: target + credentials -> pools", wizard, 1)
     steps.run("wizard 2: + pool -> images as LUNs", wizard, 2)
     steps.run("wizard 3: + image -> existing SRs", wizard, 3)
-    steps.run("sr_create (first click works)", sr_create)
-    steps.run("sr_attach on the master", sr_attach, 0)
-    steps.run("vdi_create + write through the LV", vdi_write)
-    steps.run("sr_attach on a second host", sr_attach, 1)
-    steps.run("detach, re-attach: the data is there", reattach_sees_data)
-    steps.run("grow the image, SR grows", grow)
-    steps.run("install_rbdsr.py check (after use)", installer, "check")
-    steps.run("vdi_delete, sr_detach, sr_delete", detach_delete)
+    if real is None:
+        steps.run("sr_create (first click works)", sr_create)
+        steps.run("sr_attach on the master", sr_attach, 0)
+        steps.run("vdi_create + write through the LV", vdi_write)
+        # one kernel here: the second host's map finds the master's device (idempotent map)
+        steps.run("sr_attach on a 2nd host (same kernel)", sr_attach, 1)
+        steps.run("detach, re-attach: the data is there", reattach_sees_data)
+        steps.run("grow the image, SR grows", grow)
+        steps.run("install_rbdsr.py check (after use)", installer, "check")
+        steps.run("vdi_delete, sr_detach, sr_delete", detach_delete)
+    else:
+        steps.run("SR lifecycle on the real sm", lifecycle_on_real_sm)
     steps.run("install_rbdsr.py disable", disable)
     steps.run("install_rbdsr.py check (disabled: exit 1)", installer, "check")
-    steps.run("real sm tree (SM_SRC)", real_sm)
     cephlab.stop(os.path.join(WORK, "ceph"))
     return steps.summary()
+
+
+def tree_sums():
+    """sha256 of every file of the installed sm (what enable patches, disable restores)."""
+    import hashlib
+    sums = {}
+    for top in (SM_DIR, os.path.join(SITE, "sm")):
+        for dirpath, _, files in os.walk(top):
+            for name in files:
+                p = os.path.join(dirpath, name)
+                if "__pycache__" in p:
+                    continue
+                with open(p, "rb") as f:
+                    sums[p] = hashlib.sha256(f.read()).hexdigest()
+    return sums
 
 
 def _attach_vdi(d, vdi):
