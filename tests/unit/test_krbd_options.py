@@ -1,0 +1,130 @@
+"""The map request text, name checks, stable paths and monitor resolution."""
+import socket
+import time
+
+import pytest
+
+from rbdsr import krbd
+from rbdsr.errors import ConfigError, TimeoutError_
+from rbdsr.secret import Secret, make_cephx_key
+
+KEY = make_cephx_key(bytes(range(16)))
+
+
+def test_keyring_options_never_hold_the_key():
+    opts = krbd.build_options("admin", 29, key=Secret(KEY), use_keyring=True)
+    assert opts == "name=admin,key=client.admin,mount_timeout=29"
+    assert KEY not in opts
+
+
+def test_secret_fallback_puts_the_key_inline():
+    opts = krbd.build_options("rbdsr", 10, key=Secret(KEY), use_keyring=False)
+    assert opts == "name=rbdsr,secret=%s,mount_timeout=10" % KEY
+
+
+def test_read_only_namespace_fsid_and_extra():
+    opts = krbd.build_options("admin", 5, read_only=True, fsid="ab-cd", namespace="ns1",
+                              key=None, extra=["queue_depth=128"])
+    assert opts.split(",") == ["name=admin", "mount_timeout=5", "fsid=ab-cd", "_pool_ns=ns1", "ro",
+                               "queue_depth=128"]
+
+
+@pytest.mark.parametrize("bad", ["secret=x", "a,b", "a b", "", "key=client.x", "name=other"])
+def test_extra_options_cannot_smuggle_credentials_or_syntax(bad):
+    with pytest.raises(ConfigError):
+        krbd.build_options("admin", 5, extra=[bad])
+
+
+@pytest.mark.parametrize("cephx_id", ["", "ad min", "a,b", "x=y", "a\n"])
+def test_bad_cephx_id(cephx_id):
+    with pytest.raises(ConfigError):
+        krbd.build_options(cephx_id, 5)
+
+
+def test_add_string_head_and_snap():
+    head = krbd.ImageId("f", "rbd", "", "vm1")
+    snap = krbd.ImageId("f", "rbd", "", "vm1", "s1")
+    assert krbd.build_add_string("1.2.3.4:6789", "name=a", head) == "1.2.3.4:6789 name=a rbd vm1"
+    assert krbd.build_add_string("1.2.3.4:6789", "name=a", snap) == "1.2.3.4:6789 name=a rbd vm1 s1"
+
+
+@pytest.mark.parametrize("pool,ns,image,snap", [
+    ("r bd", "", "img", "-"), ("rbd", "", "im/g", "-"), ("rbd", "", "", "-"), ("rbd", "a\tb", "img", "-"),
+    ("rbd", "", "img@x", "-"), ("..", "", "img", "-"), ("rbd", "-", "img", "-"), ("rbd", "", "img", "s 1"),
+])
+def test_names_that_cannot_be_mapped(pool, ns, image, snap):
+    with pytest.raises(ConfigError):
+        krbd.validate(krbd.ImageId("f", pool, ns, image, snap))
+
+
+def test_stable_path_layout_is_unambiguous():
+    assert krbd.stable_path(krbd.ImageId("f", "rbd", "", "vm1")) == "/dev/rbdsr/rbd/-/vm1"
+    assert krbd.stable_path(krbd.ImageId("f", "rbd", "ns", "vm1")) == "/dev/rbdsr/rbd/ns/vm1"
+    assert krbd.stable_path(krbd.ImageId("f", "rbd", "", "vm1", "s")) == "/dev/rbdsr/rbd/-/vm1@s"
+    # The fsid is not part of the path: every host of a pool gets the same one.
+    assert krbd.stable_path(krbd.ImageId("a", "p", "", "i")) == krbd.stable_path(krbd.ImageId("b", "p", "", "i"))
+
+
+def test_image_id_normalises():
+    i = krbd.ImageId("ABC", "p", None, "i", None)
+    assert i == krbd.ImageId("abc", "p", "", "i", "-")
+    assert i.spec() == "p/i"
+    assert krbd.ImageId(None, "p", "n", "i", "s").spec() == "p/n/i@s"
+
+
+def test_resolve_ip_literals_and_ports():
+    assert krbd.resolve_monitors([("10.0.0.1", 6789), ("10.0.0.2", 3300)]) == "10.0.0.1:6789,10.0.0.2:3300"
+    assert krbd.resolve_monitors(["10.0.0.1", "10.0.0.1:6789", "[::1]:6790", "fe80::1"]) == \
+        "10.0.0.1:6789,[::1]:6790,[fe80::1]:6789"
+
+
+def test_resolve_localhost_by_name():
+    assert krbd.resolve_monitors([("localhost", 6789)]) in ("127.0.0.1:6789", "[::1]:6789")
+
+
+def test_resolution_failure_is_dns_error():
+    def refuse(host, port, family, socktype):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    with pytest.raises(ConfigError) as e:
+        krbd.resolve_monitors(["mon.example"], resolver=refuse)
+    assert e.value.key == "DNSError" and "mon.example" in str(e.value)
+
+
+def test_slow_resolution_is_bounded():
+    def slow(host, port, family, socktype):
+        time.sleep(5)
+
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError) as e:
+        krbd.resolve_monitors(["slow.example"], timeout=0.3, resolver=slow)
+    assert time.monotonic() - t0 < 2
+    assert e.value.key == "DNSError"
+
+
+@pytest.mark.parametrize("mons,key", [([], "ConfigTargetMissing"), ([("10.0.0.1", 0)], "ISCSIPort"),
+                                      (["10.0.0.1:70000"], "ISCSIPort")])
+def test_bad_monitor_lists(mons, key):
+    with pytest.raises(ConfigError) as e:
+        krbd.resolve_monitors(mons)
+    assert e.value.key == key
+
+
+def test_run_bounded_times_out_and_propagates():
+    with pytest.raises(TimeoutError_):
+        krbd._run_bounded(lambda: time.sleep(3), 0.2, "sleeping")
+    with pytest.raises(ValueError):
+        krbd._run_bounded(lambda: int("x"), 1, "parsing")
+    assert krbd._run_bounded(lambda: 42, 1, "answering") == 42
+
+
+def test_host_lock_is_exclusive_and_bounded(tmp_path):
+    path = str(tmp_path / "sub" / "krbd.lock")
+    with krbd._HostLock(path, 1):
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError_):
+            with krbd._HostLock(path, 0.3):
+                pass
+        assert time.monotonic() - t0 < 2
+    with krbd._HostLock(path, 0.3):
+        pass

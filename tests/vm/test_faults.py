@@ -1,0 +1,162 @@
+"""Faults with the real kernel client and a bluestore cluster in the VM:
+activation failure after a successful map is rolled back; an OSD restart in
+the middle of I/O is survived with the data intact; a dead or silent monitor
+fails a map with a clear error within the timeout."""
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+from krbd_helpers import MIB, REPO, Ceph, pattern, pread_direct, pwrite_direct, start_cluster, unmap_all
+from lvm_helpers import attach
+from lvm_helpers.cmd import LVMError
+from lvm_helpers.cmd import run as lvm
+from rbdsr import krbd
+from rbdsr.errors import TimeoutError_, UnreachableError
+
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def bluestore(request, tmp_path_factory, krbd_ready):
+    state = start_cluster(request, tmp_path_factory, objectstore="bluestore")
+    c = Ceph(state)
+    yield c
+    unmap_all()
+    c.close()
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_activation_failure_after_map_is_rolled_back(bluestore, lvm_env):
+    ceph = bluestore
+    ceph.create("fault-activate", 64 * MIB)
+    iid = ceph.image_id("fault-activate")
+    try:
+        dev = krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=TIMEOUT)
+        lvm(["pvcreate", "-y", dev.stable_path])
+        lvm(["vgcreate", "-y", "h3b_fault", dev.stable_path])
+        lvm(["lvcreate", "-y", "-an", "-n", "lv", "-L", "8m", "h3b_fault"])
+        krbd.unmap(iid, timeout=TIMEOUT)
+        # A device-mapper device already holding the LV's dm name makes the
+        # activation itself fail, after the map succeeded and the VG was found.
+        lvm(["dmsetup", "create", "h3b_fault-lv", "--table", "0 8 zero"])
+        try:
+            with pytest.raises(LVMError):
+                attach.map_and_activate(iid, [ceph.mon_addr], "admin", ceph.key, "h3b_fault", timeout=TIMEOUT)
+        finally:
+            lvm(["dmsetup", "remove", "h3b_fault-lv"], check=False)
+        assert krbd.find_mapped(iid) is None, "device left mapped after a failed activation"
+        assert not os.path.lexists(krbd.stable_path(iid))
+        # Nothing was damaged: a clean retry works.
+        dev = attach.map_and_activate(iid, [ceph.mon_addr], "admin", ceph.key, "h3b_fault", timeout=TIMEOUT)
+        assert os.path.exists("/dev/h3b_fault/lv")
+        assert attach.deactivate_and_unmap(iid, "h3b_fault", timeout=TIMEOUT)
+    finally:
+        lvm(["vgchange", "-an", "h3b_fault"], check=False)
+        krbd.unmap(iid, force=True, timeout=TIMEOUT)
+        ceph.remove("fault-activate")
+
+
+def test_osd_restart_during_io(bluestore):
+    """A writer keeps writing through krbd while the OSD is stopped and started
+    again; its writes block during the outage and resume, and every chunk holds
+    the last data written to it, through krbd and through librbd."""
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    from cephlab import cluster as cephlab
+
+    ceph = bluestore
+    ceph.create("fault-osd", 64 * MIB)
+    iid = ceph.image_id("fault-osd")
+    chunk, chunks = MIB, 16
+    last = {}
+    writes = []
+    errors = []
+    restarted = threading.Event()
+    stop = threading.Event()
+    try:
+        dev = krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=TIMEOUT)
+
+        def writer():
+            n = 0
+            try:
+                while not stop.is_set():
+                    i = n % chunks
+                    data = pattern("osd%d-%d" % (i, n), chunk)
+                    pwrite_direct(dev.dev_path, i * chunk, data)
+                    last[i] = data
+                    writes.append(restarted.is_set())
+                    n += 1
+            except OSError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        deadline = time.monotonic() + 60
+        while len(writes) < 2 and t.is_alive():
+            assert time.monotonic() < deadline, "writes did not start"
+            time.sleep(0.05)
+        info = cephlab.restart_osd(ceph.cluster["dir"], timeout=240)
+        restarted.set()
+        deadline = time.monotonic() + 120
+        while writes.count(True) < chunks and t.is_alive():
+            assert time.monotonic() < deadline, "I/O did not resume after the OSD restart"
+            time.sleep(0.1)
+        stop.set()
+        t.join(120)
+        assert not t.is_alive(), "the writer is stuck"
+        assert errors == []
+        assert writes.count(False) >= 2 and writes.count(True) >= chunks
+        for i in range(chunks):
+            assert pread_direct(dev.dev_path, i * chunk, chunk) == last[i], "chunk %d via krbd" % i
+            assert ceph.read("fault-osd", i * chunk, chunk) == last[i], "chunk %d via librbd" % i
+        assert info["restart_seconds"] > 0
+    finally:
+        stop.set()
+        krbd.unmap(iid, force=True, timeout=TIMEOUT)
+        ceph.remove("fault-osd")
+
+
+def test_dead_monitor_fails_within_timeout(bluestore):
+    iid = bluestore.image_id("fault-nomon")
+    t0 = time.monotonic()
+    with pytest.raises((UnreachableError, TimeoutError_)) as e:
+        krbd.map_image(iid, ["127.0.0.1:%d" % _free_port()], "admin", bluestore.key, timeout=8)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 8 + 3, elapsed
+    assert "fault-nomon" in str(e.value)
+    assert e.value.key in ("ISCSITarget", "SRUnavailable")
+    assert krbd.find_mapped(iid) is None
+
+
+def test_silent_monitor_fails_within_timeout(bluestore):
+    """A monitor that accepts TCP but never answers (SIGSTOPped) is the hang case."""
+    ceph = bluestore
+    ceph.create("fault-silent", 16 * MIB)
+    iid = ceph.image_id("fault-silent")
+    pidfile = os.path.join(ceph.cluster["dir"], "run", "mon.a.pid")
+    with open(pidfile) as f:
+        mon_pid = int(f.read().strip())
+    os.kill(mon_pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises((UnreachableError, TimeoutError_)):
+            krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=8)
+        assert time.monotonic() - t0 < 8 + 3
+    finally:
+        os.kill(mon_pid, signal.SIGCONT)
+    # The cluster recovers and the same map now works.
+    dev = krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=TIMEOUT)
+    assert krbd.find_mapped(iid) == dev.dev_id
+    krbd.unmap(iid, timeout=TIMEOUT)
+    ceph.remove("fault-silent")
