@@ -13,16 +13,17 @@ import smtrees  # noqa: E402
 from smtrees import read, run_cli  # noqa: E402
 from rbdsr.installer import fingerprints, hook  # noqa: E402
 
-SM_SRC = os.environ.get("SM_SRC")
-pytestmark = pytest.mark.skipif(not SM_SRC, reason="SM_SRC is not set (point it at an sm source tree, "
-                                                   "e.g. SM_SRC=/work/ref/sm-8.3)")
+# SM_SRC: one sm source tree, or several separated by os.pathsep (as tests/sm/realsm.py reads it)
+SM_SRCS = [s for s in os.environ.get("SM_SRC", "").split(os.pathsep) if s]
+pytestmark = pytest.mark.skipif(not SM_SRCS, reason="SM_SRC is not set (point it at an sm source tree, "
+                                                    "e.g. SM_SRC=/work/ref/sm-8.3)")
 
 
-@pytest.fixture
-def env(tmpdir):
+@pytest.fixture(params=SM_SRCS or [None])
+def env(request, tmpdir):
     root = str(tmpdir.join("root"))
     release = str(tmpdir.join("release"))
-    layout, driver = smtrees.build_tree_from_sm(root, SM_SRC)
+    layout, driver = smtrees.build_tree_from_sm(root, request.param)
     smtrees.make_release(release)
     return root, release, layout, driver
 
