@@ -21,7 +21,6 @@ the same image twice.
 """
 import collections
 import errno
-import fcntl
 import ipaddress
 import os
 import socket
@@ -30,6 +29,7 @@ import threading
 import time
 
 from rbdsr import kernel_keyring, proc, sysfs
+from rbdsr.hostlock import HostLock
 from rbdsr.errors import (AuthError, ConfigError, InUseError, MapError, NotFoundError, RBDError,
                           TimeoutError_, UnreachableError)
 
@@ -248,39 +248,6 @@ def dev_path(dev_id, dev=DEV):
 
 # ---------------------------------------------------------------- host lock
 
-class _HostLock(object):
-    def __init__(self, path, timeout):
-        self.path = path
-        self.timeout = timeout
-        self.fd = None
-
-    def __enter__(self):
-        d = os.path.dirname(self.path)
-        if not os.path.isdir(d):
-            os.makedirs(d, 0o755)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except (IOError, OSError) as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-            if time.monotonic() >= deadline:
-                os.close(self.fd)
-                self.fd = None
-                raise TimeoutError_("another RBD map/unmap on this host held %s for more than %.0f s"
-                                    % (self.path, self.timeout))
-            time.sleep(POLL)
-
-    def __exit__(self, *exc):
-        if self.fd is not None:
-            os.close(self.fd)  # closing releases the flock
-            self.fd = None
-        return False
-
-
 # ---------------------------------------------------------------- module
 
 def ensure_module(sysfs_root=sysfs.SYSFS, timeout=MODPROBE_TIMEOUT):
@@ -381,7 +348,7 @@ def map_image(image_id, monitors, cephx_id, key=None, read_only=False, timeout=6
     _check_cephx_id(cephx_id)
     deadline = time.monotonic() + timeout
     ensure_module(sysfs_root, min(MODPROBE_TIMEOUT, timeout))
-    with _HostLock(lock_path, max(1.0, deadline - time.monotonic())):
+    with HostLock(lock_path, max(1.0, deadline - time.monotonic()), "another RBD map/unmap"):
         existing = find_mapped(image_id, sysfs_root)
         if existing is not None:
             if sysfs.is_read_only(existing, sysfs_root) and not read_only:
@@ -581,7 +548,7 @@ def unmap(image_id, force=False, timeout=60.0, sysfs_root=sysfs.SYSFS, dev=DEV,
     """Unmap image_id if mapped (idempotent); returns True when something was unmapped."""
     validate(image_id)
     deadline = time.monotonic() + timeout
-    with _HostLock(lock_path, timeout):
+    with HostLock(lock_path, timeout, "another RBD map/unmap"):
         dev_id = find_mapped(image_id, sysfs_root)
         if dev_id is None:
             _remove_stale_link(image_id, stable_root)

@@ -10,8 +10,6 @@ in hex), `physical-device-path` and `hotplug-status = connected`; on failure
 write `hotplug-error` and `hotplug-status = error`, log, exit 1 -- libxl shows
 hotplug-error in `xl create`'s output.
 """
-import errno
-import fcntl
 import os
 import socket
 import stat
@@ -25,6 +23,7 @@ from rbdsr.errors import ConfigError, NotFoundError, RBDError
 from rbdsr.hotplug import cephconf, claims, cluster
 from rbdsr.hotplug.target import SYNTAX, parse_mode, parse_target
 from rbdsr.hotplug.xenstore import Xenstore
+from rbdsr.hostlock import HostLock
 from rbdsr.secret import read_keyring
 
 PROG = "block-rbd"
@@ -76,37 +75,6 @@ class Log(object):
         self._emit(syslog.LOG_ERR, msg)
 
 
-class HostLock(object):
-    """Serialises block-rbd add/remove on this host (like Xen's claim_lock "block"),
-    bounded: so a remove never unmaps a device an add is just handing out."""
-
-    def __init__(self, path, timeout):
-        self.path, self.timeout, self.fd = path, timeout, None
-
-    def __enter__(self):
-        d = os.path.dirname(self.path)
-        if not os.path.isdir(d):
-            os.makedirs(d, 0o755)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except (IOError, OSError) as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-            if time.monotonic() >= deadline:
-                os.close(self.fd)
-                self.fd = None
-                raise RBDError("another block-rbd held %s for more than %.0f s" % (self.path, self.timeout))
-            time.sleep(0.1)
-
-    def __exit__(self, *exc):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        return False
 
 
 # ---------------------------------------------------------------- helpers
@@ -454,7 +422,7 @@ def main(argv=None, environ=None, stdout=None, stderr=None):
             return 1
         xs = Xenstore()
         try:
-            with HostLock(environ.get("BLOCK_RBD_LOCK", LOCK_PATH), 120.0):
+            with HostLock(environ.get("BLOCK_RBD_LOCK", LOCK_PATH), 120.0, "another block-rbd"):
                 (do_add if command == "add" else do_remove)(xs, backend, environ, log)
             return 0
         except RBDError as e:

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from rbdsr import krbd
+from rbdsr.hostlock import HostLock
 from rbdsr.errors import ConfigError, TimeoutError_
 from rbdsr.secret import Secret, make_cephx_key
 
@@ -120,11 +121,11 @@ def test_run_bounded_times_out_and_propagates():
 
 def test_host_lock_is_exclusive_and_bounded(tmp_path):
     path = str(tmp_path / "sub" / "krbd.lock")
-    with krbd._HostLock(path, 1):
+    with HostLock(path, 1):
         t0 = time.monotonic()
         with pytest.raises(TimeoutError_):
-            with krbd._HostLock(path, 0.3):
+            with HostLock(path, 0.3):
                 pass
         assert time.monotonic() - t0 < 2
-    with krbd._HostLock(path, 0.3):
+    with HostLock(path, 0.3):
         pass
