@@ -35,8 +35,13 @@ def LOG_UPTO(pri):
     return (1 << (pri + 1)) - 1
 
 
-def syslog(*args):
+def syslog(*args, _open=open, _environ=os.environ, _time=time):
+    # The defaults keep what this needs alive when sm logs from a destructor during
+    # interpreter shutdown, after module globals are gone; like the real syslog, never raise.
     message = args[-1]
-    path = os.environ.get("SMLOG") or os.path.join(tempfile.gettempdir(), "realsm-SMlog")
-    with open(path, "a") as f:
-        f.write("%s %s: %s\n" % (time.strftime("%b %d %H:%M:%S"), _ident[0], message))
+    path = _environ.get("SMLOG") or os.path.join(tempfile.gettempdir(), "realsm-SMlog")
+    try:
+        with _open(path, "a") as f:
+            f.write("%s %s: %s\n" % (_time.strftime("%b %d %H:%M:%S"), _ident[0], message))
+    except Exception:  # noqa: BLE001
+        pass
