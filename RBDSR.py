@@ -99,6 +99,15 @@ def sm_errors(name):
     return deco
 
 
+def _print_wizard_xml(text):
+    """The wizard's XML goes to stderr, as sm's iSCSI probe does. librados sets
+    O_NONBLOCK on fd 2 when it connects: XAPI reads stderr through a pipe, so a
+    LUN list over 64 KiB would be cut short. Write it blocking."""
+    os.set_blocking(sys.stderr.fileno(), True)
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 def _describe(state, vg):
     if state == lvm_pv.PV:
         return "an LVM PV of volume group %s" % vg if vg else "an LVM PV in no volume group"
@@ -182,7 +191,7 @@ class RBDSR(LVHDoISCSISR.LVHDoISCSISR):
         if not transport.image:
             luns = transport.list_luns()
             self.LUNs = dict((lun.SCSIid, lun) for lun in luns)
-            print(probexml.luns_xml(luns), file=sys.stderr)
+            _print_wizard_xml(probexml.luns_xml(luns))
             raise xs_errors.XenError("ConfigSCSIid")
         self.SCSIid = transport.image
 
@@ -201,7 +210,7 @@ class RBDSR(LVHDoISCSISR.LVHDoISCSISR):
         # the diversion port, so a monitor on another port keeps it in the address.
         host, mon_port = cfg.monitors[0]
         address = host if mon_port == rbd_config.DEFAULT_MON_PORT else rbd_config.format_addr(host, mon_port)
-        print(probexml.targets_xml(pools, address, rbd_config.DIVERSION_PORT), file=sys.stderr)
+        _print_wizard_xml(probexml.targets_xml(pools, address, rbd_config.DIVERSION_PORT))
         raise xs_errors.XenError("ConfigTargetIQNMissing")
 
     # -- device path, size ---------------------------------------------------
@@ -227,7 +236,9 @@ class RBDSR(LVHDoISCSISR.LVHDoISCSISR):
             new = lvm_pv.resize(dev)
             _log("PV %s grown from VG size %d to PV size %d (image %d bytes) in %.2fs"
                  % (dev, vg_size, new, dev_size, time.time() - t0))
-        self._warn_overcommit(dev_size)
+        # Not on attach: a Ceph connection there costs seconds; XAPI scans SRs regularly.
+        if self.cmd in ("sr_scan", "sr_update"):
+            self._warn_overcommit(dev_size)
 
     def _warn_overcommit(self, image_size):
         try:
