@@ -230,7 +230,17 @@ def main():
         db = h.XenAPI.load_db(d.db)
         for pbd in db["PBD"].values():
             pbd["device_config"] = dict(d.dconf)
+        # this VM is the master's dom0: its inventory names the host and the control domain
+        # (real sm looks both up), and XAPI holds the control domain's VM record
+        master = d.refs["hosts"][0]
+        dom0_uuid = h.new_uuid()
+        db["VM"]["OpaqueRef:dom0"] = {"uuid": dom0_uuid, "resident_on": master,
+                                      "is_control_domain": True, "name_label": "Control domain"}
         h.XenAPI.save_db(db, d.db)
+        with open("/etc/xensource-inventory", "w") as f:
+            f.write("PRODUCT_BRAND='XCP-ng'\nPRODUCT_VERSION='8.3.0'\nPLATFORM_VERSION='3.4.0'\n"
+                    "INSTALLATION_UUID='%s'\nCONTROL_DOMAIN_UUID='%s'\n"
+                    % (db["host"][master]["uuid"], dom0_uuid))
         return "pool of 2 hosts, SR %s, key stored as a XAPI secret" % d.sr_uuid
 
     def wizard(step):
@@ -312,7 +322,8 @@ def main():
 
     def detach_delete():
         d = state["dom0"]
-        d.call("vdi_delete", vdi=state["vdi"])
+        if "vdi" in state:
+            d.call("vdi_delete", vdi=state["vdi"])
         d.call("sr_detach", host=1)
         d.call("sr_detach")
         d.call("sr_delete")
@@ -327,9 +338,15 @@ def main():
             raise RuntimeError("sm files differ from before enable: %s" % changed)
         return "every sm file byte-identical to before enable (%d files)" % len(state["sm_sums"])
 
-    def lifecycle_on_real_sm():
-        raise NotPossibleHere("real sm's LVHDSR needs a live XAPI, blktap/tapdisk and vhd-util, which this "
-                              "VM does not have; run without SM_SRC for the lifecycle on the stand-in")
+    def no_vhd_tools():
+        raise NotPossibleHere("real sm's VDIs need vhd-util and blktap/tapdisk (XenServer's own tools), "
+                              "which this VM does not have; run without SM_SRC for VDI I/O on the stand-in")
+
+    def reattach():
+        d = state["dom0"]
+        d.call("sr_detach")
+        d.call("sr_attach")
+        return "detach, attach on the master"
 
     steps.run("start Ceph in the VM (1 mon, 1 mgr, 1 OSD, cephx)", start_ceph)
     steps.run("cephx user for the pool + sample images", cephx_user)
@@ -340,18 +357,21 @@ def main():
     steps.run("wizard 1: target + credentials -> pools", wizard, 1)
     steps.run("wizard 2: + pool -> images as LUNs", wizard, 2)
     steps.run("wizard 3: + image -> existing SRs", wizard, 3)
+    steps.run("sr_create (first click works)", sr_create)
+    steps.run("sr_attach on the master", sr_attach, 0)
     if real is None:
-        steps.run("sr_create (first click works)", sr_create)
-        steps.run("sr_attach on the master", sr_attach, 0)
         steps.run("vdi_create + write through the LV", vdi_write)
-        # one kernel here: the second host's map finds the master's device (idempotent map)
-        steps.run("sr_attach on a 2nd host (same kernel)", sr_attach, 1)
-        steps.run("detach, re-attach: the data is there", reattach_sees_data)
-        steps.run("grow the image, SR grows", grow)
-        steps.run("install_rbdsr.py check (after use)", installer, "check")
-        steps.run("vdi_delete, sr_detach, sr_delete", detach_delete)
     else:
-        steps.run("SR lifecycle on the real sm", lifecycle_on_real_sm)
+        steps.run("vdi_create + write through the LV", no_vhd_tools)
+    # one kernel here: the second host's map finds the master's device (idempotent map)
+    steps.run("sr_attach on a 2nd host (same kernel)", sr_attach, 1)
+    if real is None:
+        steps.run("detach, re-attach: the data is there", reattach_sees_data)
+    else:
+        steps.run("detach, re-attach", reattach)
+    steps.run("grow the image, SR grows", grow)
+    steps.run("install_rbdsr.py check (after use)", installer, "check")
+    steps.run("vdi_delete, sr_detach, sr_delete", detach_delete)
     steps.run("install_rbdsr.py disable", disable)
     steps.run("install_rbdsr.py check (disabled: exit 1)", installer, "check")
     cephlab.stop(os.path.join(WORK, "ceph"))
