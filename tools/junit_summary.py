@@ -37,6 +37,10 @@ def main(argv):
             missing.append("%s: no report (%s)" % (tier, e))
             total["failed"] += 1
             continue
+        if not sum(counts.values()):
+            # a tier that ran nothing has failed, whatever its exit code said
+            missing.append("%s: the report holds no test" % tier)
+            counts["failed"] += 1
         rows.append((tier, counts))
         all_skips += ["[%s] %s" % (tier, s) for s in skips]
         for k in total:
