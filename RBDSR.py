@@ -432,6 +432,10 @@ class RBDSR(LVHDoISCSISR.LVHDoISCSISR):
 
     @sm_errors("scan")
     def scan(self, sr_uuid):
+        # sm also scans after a failed attach (SRCommand's finally): say so plainly
+        if not self.iscsi.attached:
+            raise xs_errors.XenError("SRUnavailable", opterr="image %s is not mapped on this host: "
+                                     "the SR is not attached here" % self.iscsi.image_id().spec())
         self._pathrefresh()
         LVHDSR.LVHDSR.scan(self, sr_uuid)
 

@@ -239,7 +239,7 @@ def main():
         h.XenAPI.save_db(db, d.db)
         with open("/etc/xensource-inventory", "w") as f:
             f.write("PRODUCT_BRAND='XCP-ng'\nPRODUCT_VERSION='8.3.0'\nPLATFORM_VERSION='3.4.0'\n"
-                    "INSTALLATION_UUID='%s'\nCONTROL_DOMAIN_UUID='%s'\n"
+                    "INSTALLATION_UUID='%s'\nCONTROL_DOMAIN_UUID='%s'\nPRIMARY_DISK='/dev/vda'\n"
                     % (db["host"][master]["uuid"], dom0_uuid))
         return "pool of 2 hosts, SR %s, key stored as a XAPI secret" % d.sr_uuid
 

@@ -96,6 +96,11 @@ class SR(object):
             self.scan(uuid)
         except Exception as e:
             util.SMlog("Error in SR.after_master_attach %s" % e)
+            # as sm does: tell the admin through a XAPI message (sm calls this even
+            # when attach failed, in a finally)
+            self.session.xenapi.message.create(
+                "POST_ATTACH_SCAN_FAILED", 2, "SR", uuid,
+                "Failed to scan SR %s after attaching, error %s" % (uuid, e))
 
     def detach(self, uuid) -> None:
         raise xs_errors.XenError('Unimplemented')

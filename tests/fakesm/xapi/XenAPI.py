@@ -106,7 +106,13 @@ class _Class(object):
     def get_all_records_where(self, _expr):
         return self.get_all_records()
 
-    def create(self, record):
+    def create(self, *args):
+        if self._name == "message":
+            # message.create(name, priority, class, obj_uuid, body), as sm calls it
+            name, priority, cls, obj_uuid, body = args
+            record = {"name": name, "priority": priority, "cls": cls, "obj_uuid": obj_uuid, "body": body}
+        else:
+            (record,) = args
         with _Locked() as db:
             ref = new_ref(self._name)
             rec = dict(record)
@@ -124,7 +130,11 @@ class _Class(object):
             field = attr[len("get_"):]
 
             def getter(ref):
-                rec = self._rec(load_db(), ref)
+                db = load_db()
+                rec = self._rec(db, ref)
+                if self._name == "SR" and field == "VDIs":
+                    # a reverse reference, kept by XAPI itself
+                    return [r for r, v in db["VDI"].items() if v.get("SR") == ref]
                 if field not in rec:
                     raise Failure(["MESSAGE_METHOD_UNKNOWN", "%s.%s" % (self._name, attr)])
                 val = rec[field]
