@@ -309,6 +309,14 @@ class RBDSR(LVHDoISCSISR.LVHDoISCSISR):
     def _devserial(self):
         return "rbd-%s" % self.iscsi.serial()
 
+    def _map_our_image(self, sr_uuid):
+        """Map the image, wait for its device, refuse it unless it carries this
+        SR's VG, and point LVHDSR at it (attach, delete, HA attach)."""
+        self.iscsi.attach(sr_uuid)
+        self.iscsi._attach_LUN_bySCSIid(self.SCSIid)
+        self._check_holds_our_vg()
+        self._pathrefresh()
+
     def _unmap_after_failure(self, was_mapped):
         """Roll back to unmapped when this call did the map."""
         if was_mapped:
@@ -386,13 +394,9 @@ class RBDSR(LVHDoISCSISR.LVHDoISCSISR):
 
     @sm_errors("attach")
     def attach(self, sr_uuid):
-        t = self.iscsi
-        was_mapped = t.attached
+        was_mapped = self.iscsi.attached
         try:
-            t.attach(sr_uuid)
-            t._attach_LUN_bySCSIid(self.SCSIid)
-            self._check_holds_our_vg()
-            self._pathrefresh()
+            self._map_our_image(sr_uuid)
             LVHDSR.LVHDSR.attach(self, sr_uuid)
             self._check_pvs()
             if self.dconf.get("SRmaster") == "true":
@@ -415,10 +419,7 @@ class RBDSR(LVHDoISCSISR.LVHDoISCSISR):
         cfg = t.cfg
         was_mapped = t.attached
         try:
-            t.attach(sr_uuid)
-            t._attach_LUN_bySCSIid(self.SCSIid)
-            self._check_holds_our_vg()
-            self._pathrefresh()
+            self._map_our_image(sr_uuid)
             LVHDSR.LVHDSR.delete(self, sr_uuid)
             # It carried our VG a moment ago: leave it blank so a new SR can use it.
             self._wipe_lvm_leftovers()
@@ -510,11 +511,7 @@ class RBDVDI(LVHDoISCSISR.LVHDoISCSIVDI):
     def attach_from_config(self, sr_uuid, vdi_uuid):
         util.SMlog("RBDVDI.attach_from_config")
         try:
-            t = self.sr.iscsi
-            t.attach(sr_uuid)
-            t._attach_LUN_bySCSIid(self.sr.SCSIid)
-            self.sr._check_holds_our_vg()
-            self.sr._pathrefresh()
+            self.sr._map_our_image(sr_uuid)
             return LVHDSR.LVHDVDI.attach(self, sr_uuid, vdi_uuid)
         except RBDError as e:
             _log("attach_from_config failed: [%s] %s" % (e.key, e))

@@ -39,6 +39,20 @@ def map_rados_error(e, what):
     return CephError("%s failed: %s (errno %s)" % (what, e.__class__.__name__, code))
 
 
+def bounded_client_settings(timeout):
+    """librados settings for a client that never waits longer than timeout
+    seconds and never writes to stderr (the wizard's XML channel) or a log file."""
+    t = str(int(max(1, round(timeout))))
+    return {
+        "client_mount_timeout": t,
+        "rados_mon_op_timeout": t,
+        "rados_osd_op_timeout": t,
+        "log_to_stderr": "false",
+        "err_to_stderr": "false",
+        "log_file": "",
+    }
+
+
 class LibrbdBackend(Backend):
     name = "librbd"
 
@@ -53,15 +67,8 @@ class LibrbdBackend(Backend):
             cfg.resolve()  # bounded DNS; librados then only sees IPs
         key = cfg.cephx_secret()  # the given key or the keyring's, read by us (clear errors)
         t = str(int(max(1, round(cfg.timeout))))
-        conf = {
-            "mon_host": cfg.mon_host(),
-            "client_mount_timeout": t,
-            "rados_mon_op_timeout": t,
-            "rados_osd_op_timeout": t,
-            "log_to_stderr": "false",
-            "err_to_stderr": "false",
-            "log_file": "",
-        }
+        conf = bounded_client_settings(cfg.timeout)
+        conf["mon_host"] = cfg.mon_host()
         try:
             if cfg.ceph_conf:
                 cluster = rados.Rados(rados_id=cfg.cephx_id, conffile=cfg.ceph_conf)

@@ -55,14 +55,9 @@ class Cluster(object):
         self.cephx_id = cephx_id
         self.timeout = timeout
         t = str(int(max(1, round(timeout))))
-        settings = {
-            "client_mount_timeout": t,
-            "rados_mon_op_timeout": t,
-            "rados_osd_op_timeout": t,
-            "log_to_stderr": "false",
-            "err_to_stderr": "false",
-            "log_file": "",
-        }
+        # imported here: this module must load where the Ceph bindings are absent
+        from rbdsr.backends.librbd import bounded_client_settings
+        settings = bounded_client_settings(timeout)
         if keyring:
             settings["keyring"] = keyring
         if monitors:
