@@ -11,9 +11,9 @@ a shell can carry safely, so nothing validated here needs quoting to be safe
 import ipaddress
 import re
 import socket
-import threading
 
-from rbdsr.errors import ConfigError, UnreachableError
+from rbdsr.bounded import run_bounded
+from rbdsr.errors import ConfigError, TimeoutError_, UnreachableError
 from rbdsr.secret import Secret, is_cephx_key, read_keyring
 
 DIVERSION_PORT = 6789
@@ -492,25 +492,17 @@ def resolve_host(host, timeout):
     """IP addresses of `host` (itself when it is an IP), looked up in a thread so it is bounded."""
     if _is_ip(host):
         return [host]
-    result = {}
-
-    def lookup():
-        try:
-            infos = socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)
-            result["ips"] = [info[4][0] for info in infos]
-        except (socket.gaierror, socket.herror, UnicodeError, OSError) as e:
-            result["error"] = e
-
-    worker = threading.Thread(target=lookup, name="rbdsr-dns")
-    worker.daemon = True
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
+    try:
+        infos = run_bounded(lambda: socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM), timeout,
+                            "resolving %s" % host)
+    except TimeoutError_:
         raise UnreachableError("monitor name %s did not resolve within %ds" % (host, timeout), key="DNSError")
-    if "error" in result or not result.get("ips"):
+    except (socket.gaierror, socket.herror, UnicodeError, OSError):
+        infos = []
+    if not infos:
         raise ConfigError("monitor name %s does not resolve" % host, key="DNSError")
     ips = []
-    for ip in result["ips"]:
+    for ip in [info[4][0] for info in infos]:
         ip = ip.split("%")[0]
         if ip not in ips:
             ips.append(ip)

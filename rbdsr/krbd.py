@@ -25,10 +25,10 @@ import ipaddress
 import os
 import socket
 import stat
-import threading
 import time
 
 from rbdsr import kernel_keyring, proc, sysfs
+from rbdsr.bounded import run_bounded
 from rbdsr.hostlock import HostLock
 from rbdsr.errors import (AuthError, ConfigError, InUseError, MapError, NotFoundError, RBDError,
                           TimeoutError_, UnreachableError)
@@ -98,31 +98,6 @@ def _check_cephx_id(cephx_id):
 
 # ---------------------------------------------------------------- monitors
 
-def _run_bounded(fn, timeout, what):
-    """Run fn() in a daemon thread; return its result or raise TimeoutError_.
-
-    Exceptions raised by fn propagate. Used for calls with no timeout of their
-    own (getaddrinfo, sysfs writes that block in the kernel).
-    """
-    box = {}
-
-    def target():
-        try:
-            box["result"] = fn()
-        except BaseException as e:  # noqa: B036 - re-raised in the caller's thread
-            box["error"] = e
-
-    t = threading.Thread(target=target, name="rbdsr-" + what.split()[0])
-    t.daemon = True
-    t.start()
-    t.join(max(0.0, timeout))
-    if t.is_alive():
-        raise TimeoutError_("%s did not finish within %.0f s" % (what, timeout))
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")
-
-
 def _format_addr(ip, port):
     return "[%s]:%d" % (ip, port) if ":" in ip else "%s:%d" % (ip, port)
 
@@ -169,7 +144,7 @@ def resolve_monitors(monitors, timeout=10.0, resolver=None):
         if ip is None:
             remaining = deadline - time.monotonic()
             try:
-                infos = _run_bounded(lambda h=host, p=port: resolver(h, p, 0, socket.SOCK_STREAM),
+                infos = run_bounded(lambda h=host, p=port: resolver(h, p, 0, socket.SOCK_STREAM),
                                      remaining, "resolving monitor %s" % host)
             except TimeoutError_:
                 raise ConfigError("monitor name %s did not resolve within %.0f s" % (host, timeout),
@@ -332,7 +307,7 @@ def _keyring_usable(cephx_id, key):
         kernel_keyring.remove_key(serial)
         return True
 
-    return _run_bounded(probe, 5.0, "kernel keyring probe")
+    return run_bounded(probe, 5.0, "kernel keyring probe")
 
 
 def map_image(image_id, monitors, cephx_id, key=None, read_only=False, timeout=60.0,
@@ -372,7 +347,7 @@ def map_image(image_id, monitors, cephx_id, key=None, read_only=False, timeout=6
         add_path = _bus_file(sysfs_root, "add")
         head = mon_addrs + " " + options
         try:
-            _run_bounded(lambda: _do_map_write(add_path, head, tail, cephx_id, key, bool(use_keyring)),
+            run_bounded(lambda: _do_map_write(add_path, head, tail, cephx_id, key, bool(use_keyring)),
                          remaining, "mapping %s" % image_id.spec())
         except OSError as e:
             raise _map_error(e, image_id, timeout)
@@ -520,7 +495,7 @@ def unmap_device(dev_id, force=False, timeout=60.0, sysfs_root=sysfs.SYSFS, dev=
     busy_until = time.monotonic() + min(BUSY_RETRY, timeout / 2.0)
     while True:
         try:
-            _run_bounded(lambda: _write_sysfs(_bus_file(sysfs_root, "remove"), data.encode()),
+            run_bounded(lambda: _write_sysfs(_bus_file(sysfs_root, "remove"), data.encode()),
                          max(1.0, deadline - time.monotonic()), "unmapping %s" % what)
             break
         except OSError as e:

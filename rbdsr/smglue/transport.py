@@ -11,12 +11,12 @@ the config's Secret; chappassword holds that Secret object, never the text.
 No sm import here: logging goes through the `log` callable given by the driver.
 """
 import os
-import threading
 import time
 
 from rbdsr import krbd, sysfs
+from rbdsr.bounded import run_bounded
 from rbdsr.config import format_addr
-from rbdsr.errors import ConfigError, MapError, RBDError, TimeoutError_
+from rbdsr.errors import ConfigError, MapError, RBDError
 from rbdsr.smglue import probexml
 
 LOCAL_IQN = "rbdsr"
@@ -29,27 +29,6 @@ def _write_attr(path, data):
         os.write(fd, data)
     finally:
         os.close(fd)
-
-
-def _bounded(fn, timeout):
-    """fn() in a daemon thread, waited for at most `timeout` seconds."""
-    box = {}
-
-    def target():
-        try:
-            box["ok"] = fn()
-        except Exception as e:  # noqa: BLE001 - handed to the caller
-            box["error"] = e
-
-    t = threading.Thread(target=target, name="rbdsr-refresh")
-    t.daemon = True
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        raise TimeoutError_("no answer within %.0f s" % timeout)
-    if "error" in box:
-        raise box["error"]
-    return box.get("ok")
 
 
 class RBDTransport(object):
@@ -187,7 +166,8 @@ class RBDTransport(object):
         if not os.path.exists(path):
             return
         try:
-            _bounded(lambda: _write_attr(path, b"1"), min(self.cfg.timeout, REFRESH_TIMEOUT))
+            run_bounded(lambda: _write_attr(path, b"1"), min(self.cfg.timeout, REFRESH_TIMEOUT),
+                        "refresh of the image size")
         except (OSError, RBDError) as e:
             self._log("RBDSR: refreshing rbd%d failed (%s); the size may lag" % (dev_id, e))
 

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from rbdsr import krbd
+from rbdsr.bounded import run_bounded
 from rbdsr.hostlock import HostLock
 from rbdsr.errors import ConfigError, TimeoutError_
 from rbdsr.secret import Secret, make_cephx_key
@@ -113,10 +114,10 @@ def test_bad_monitor_lists(mons, key):
 
 def test_run_bounded_times_out_and_propagates():
     with pytest.raises(TimeoutError_):
-        krbd._run_bounded(lambda: time.sleep(3), 0.2, "sleeping")
+        run_bounded(lambda: time.sleep(3), 0.2, "sleeping")
     with pytest.raises(ValueError):
-        krbd._run_bounded(lambda: int("x"), 1, "parsing")
-    assert krbd._run_bounded(lambda: 42, 1, "answering") == 42
+        run_bounded(lambda: int("x"), 1, "parsing")
+    assert run_bounded(lambda: 42, 1, "answering") == 42
 
 
 def test_host_lock_is_exclusive_and_bounded(tmp_path):
