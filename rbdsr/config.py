@@ -13,10 +13,10 @@ import re
 import socket
 
 from rbdsr.bounded import run_bounded
+from rbdsr.diversion import RULE, wants_rbd
 from rbdsr.errors import ConfigError, TimeoutError_, UnreachableError
 from rbdsr.secret import Secret, is_cephx_key, read_keyring
 
-DIVERSION_PORT = 6789
 DEFAULT_MON_PORT = 6789
 MSGR2_PORT = 3300
 DEFAULT_TIMEOUT = 30
@@ -28,7 +28,8 @@ OWNER_META_KEY = "rbdsr.sr_uuid"
 
 CONFIG_KEYS = [
     ["target", "Ceph monitor(s), comma-separated: host, IPv4 or [IPv6], each with an optional :port (default 6789)"],
-    ["port", "must be 6789: this port routes the SR to RBDSR"],
+    ["port", "6789 routes this lvmoiscsi SR to RBDSR (monitor ports go in target)"],
+    ["rbd", "true: an RBD SR whatever port the wizard sends"],
     ["targetIQN", "Ceph pool holding the image, optionally pool/namespace"],
     ["SCSIid", "RBD image that carries the SR (created on sr-create if absent and size is given)"],
     ["chapuser", "cephx id (auth=cephx, default admin) or SSH login on a monitor (auth=ssh)"],
@@ -277,9 +278,9 @@ class TargetConfig(object):
         cfg = cls()
 
         port = _raw(dconf, "port")
-        if port is not None and port != str(DIVERSION_PORT):
-            raise _err("port", "%s is not %d; only port %d selects RBDSR" % (
-                _show(port), DIVERSION_PORT, DIVERSION_PORT), "ISCSIPort")
+        if port is not None and not wants_rbd(dconf):
+            # RBDSR run directly (type rbd) on a config the hook would leave to iSCSI
+            raise _err("port", "%s does not select RBDSR: give %s" % (_show(port), RULE), "ISCSIPort")
 
         target = _raw(dconf, "target")
         if target is None or not target.strip():

@@ -1,7 +1,7 @@
 """install_rbdsr.py check and status, and the fingerprints `RBDSR.py version` prints.
 
 check looks at the files as they are now, not only at the manifest: the
-classic failure is an sm update restoring the stock LVHDoISCSISR.py."""
+classic failure is an sm update restoring the stock LVMoISCSISR.py / LVHDoISCSISR.py."""
 import os
 
 from rbdsr.errors import RBDError
@@ -10,7 +10,8 @@ from rbdsr.installer import layout as layoutmod
 from rbdsr.installer.context import LVM_CONFS, MODULES_LOAD, decode
 from rbdsr.installer.manifest import Manifest
 
-_IMPORT_CODE = "import sys; sys.path[:0] = sys.argv[1:]; import RBDSR"
+# the driver class imports only where sm is: this proves it loads against the installed sm
+_IMPORT_CODE = "import sys; sys.path[:0] = sys.argv[1:]; from rbdsr.smglue import driver"
 
 
 def _spec(ctx):
@@ -114,9 +115,9 @@ def _check_importable(ctx, lay, r):
         extra = [top] + (["/opt/xensource/sm"] if lay is not None and lay.kind == "flat" else [])
         err = system.run_python(ctx.root, _IMPORT_CODE, extra, timeout=60)
         if err:
-            r.problems.append("RBDSR.py does not import with %s: %s" % (system.dom0_python(ctx.root), err))
+            r.problems.append("the RBDSR driver does not import with %s against the installed sm: %s" % (system.dom0_python(ctx.root), err))
         else:
-            r.ok.append("RBDSR.py imports with %s" % system.dom0_python(ctx.root))
+            r.ok.append("the RBDSR driver imports with %s against the installed sm" % system.dom0_python(ctx.root))
         return
     err = hook.compiles(decode(fileops.read_bytes(driver)), driver)
     if err:
@@ -163,11 +164,11 @@ def status(ctx, ceph=False, target=None, timeout=3.0):
     ctx.say("RBDSR installed:  %s" % (m.data.get("version", "?") if m.exists else "no"))
     try:
         lay = layoutmod.detect(ctx.root, spec)
-        ctx.say("sm layout:        %s — %s" % (lay.kind, lay.description))
+        ctx.say("sm shape:         %s — %s (%s)" % (lay.shape.key, lay.description, lay.notes[0]))
         ctx.say("sm version:       %s" % system.sm_package_version(ctx.root))
         ctx.say("product:          %s (platform %s)" % (lay.product_version, lay.platform_version))
     except layoutmod.LayoutError as e:
-        ctx.say("sm layout:        unknown (%s)" % e)
+        ctx.say("sm shape:         unknown (%s)" % e)
     for path, state, sha in fingerprints(ctx.root):
         ctx.say("hook:             %s: %s (sha256 %s)" % (path, state, sha))
     roles = {}

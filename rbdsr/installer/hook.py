@@ -1,5 +1,6 @@
 """The hook: a small block inserted after `def load(self, sr_uuid)` of sm's
-class LVHDoISCSISR, between RBDSR-HOOK-BEGIN / RBDSR-HOOK-END markers.
+iSCSI LVM driver class (LVMoISCSISR or LVHDoISCSISR, rbdsr.smglue.shapes),
+between RBDSR-HOOK-BEGIN / RBDSR-HOOK-END markers.
 
 Pure text functions. Insertion and removal are exact inverses: removing the
 block gives back the original bytes, which is what makes a byte-identical
@@ -10,6 +11,7 @@ import os
 import re
 
 from rbdsr.errors import RBDError
+from rbdsr.smglue import shapes
 
 BEGIN_MARK = "# RBDSR-HOOK-BEGIN"
 END_MARK = "# RBDSR-HOOK-END"
@@ -25,12 +27,13 @@ class HookError(RBDError):
 class HookSpec(object):
     """What patches/anchors.json and the hook template say."""
 
-    def __init__(self, template, class_name, anchor, layouts, patches_dir):
+    def __init__(self, template, anchor, package, patches_dir):
         self.template = template
-        self.class_name = class_name
+        # the hooked file defines exactly one of these (one per shape)
+        self.class_names = tuple(sorted(set(s.iscsi_class for s in shapes.SHAPES)))
         self.anchor = anchor
         self.anchor_re = re.compile(anchor)
-        self.layouts = layouts
+        self.package = package          # where the sm package's site-packages may be
         self.patches_dir = patches_dir
 
     def block(self, version):
@@ -53,7 +56,7 @@ def load_spec(patches_dir=None):
             data = json.load(f)
         with open(os.path.join(patches_dir, data["hook_template"])) as f:
             template = f.read()
-        return HookSpec(template, data["class"], data["anchor"], data["layouts"], patches_dir)
+        return HookSpec(template, data["anchor"], data["package"], patches_dir)
     except (IOError, OSError, ValueError, KeyError) as e:
         raise HookError("cannot read the hook definition in %s: %s" % (patches_dir, e))
 
@@ -98,11 +101,12 @@ def strip(text, where="file"):
 
 def find_anchor(lines, spec, where="file"):
     """Index of the anchor line inside the class; exactly one or HookError."""
-    class_re = re.compile(r"^class %s\b" % re.escape(spec.class_name))
+    class_re = re.compile(r"^class (%s)\b" % "|".join(re.escape(c) for c in spec.class_names))
     starts = [i for i, ln in enumerate(lines) if class_re.match(ln)]
     if len(starts) != 1:
         raise HookError("%s: expected exactly one 'class %s' at column 0, found %d"
-                        % (where, spec.class_name, len(starts)))
+                        % (where, " or ".join(spec.class_names), len(starts)))
+    class_name = class_re.match(lines[starts[0]]).group(1)
     hits = []
     for i in range(starts[0] + 1, len(lines)):
         bare = _bare(lines[i])
@@ -112,7 +116,7 @@ def find_anchor(lines, spec, where="file"):
             hits.append(i)
     if len(hits) != 1:
         raise HookError("%s: expected exactly one line matching %r inside class %s, found %d"
-                        % (where, spec.anchor, spec.class_name, len(hits)))
+                        % (where, spec.anchor, class_name, len(hits)))
     return hits[0]
 
 

@@ -1,25 +1,27 @@
-"""Which sm is installed under a root: the XCP-ng 8.3 flat modules or the sm
-python package, found by looking at files (never by importing sm), plus the
+"""Which sm is installed under a root (its shape, rbdsr.smglue.shapes, and the
+real file to hook), found by looking at files (never by importing sm), plus the
 product versions from /etc/xensource-inventory."""
 import glob
 import os
 import re
 
 from rbdsr.errors import RBDError
+from rbdsr.smglue import shapes
 
 INVENTORY = "etc/xensource-inventory"
 _INV_RE = re.compile(r"""^([A-Z0-9_]+)=(['"]?)(.*)\2\s*$""")
 
 
 class LayoutError(RBDError):
-    """No sm layout this installer knows (or more than one)."""
+    """No sm shape this installer knows."""
 
 
 class Layout(object):
-    def __init__(self, kind, description, hook_files, site_packages, inventory, notes=()):
-        self.kind = kind                  # 'flat' or 'package'
-        self.description = description
-        self.hook_files = hook_files      # relpaths under root
+    def __init__(self, shape, hook_files, site_packages, inventory, notes=()):
+        self.shape = shape
+        self.kind = shape.kind            # 'flat' or 'package'
+        self.description = shape.description
+        self.hook_files = hook_files      # relpaths under root (symlinks followed)
         self.site_packages = site_packages  # relpath of dom0 python3 site-packages (may not exist yet)
         self.inventory = inventory
         self.notes = list(notes)
@@ -33,7 +35,7 @@ class Layout(object):
         return self.inventory.get("PLATFORM_VERSION", "unknown")
 
     def as_dict(self):
-        return {"kind": self.kind, "hook_files": self.hook_files, "site_packages": self.site_packages,
+        return {"shape": self.shape.key, "kind": self.kind, "hook_files": self.hook_files, "site_packages": self.site_packages,
                 "product_version": self.product_version, "platform_version": self.platform_version}
 
 
@@ -62,59 +64,35 @@ def _pyver_key(path):
 
 def _site_packages_dirs(root, spec):
     found = []
-    for pattern in spec.layouts["package"]["site_packages_globs"]:
+    for pattern in spec.package["site_packages_globs"]:
         found.extend(glob.glob(os.path.join(root, pattern)))
     return sorted(set(p for p in found if os.path.isdir(p)), key=lambda p: (_pyver_key(p), p))
 
 
 def detect(root, spec):
-    """The Layout under root, or LayoutError saying what was expected and where."""
+    """The Layout under root: the sm shape that /opt/xensource/sm/LVMoISCSISR
+    leads to and the real file to hook, or LayoutError saying what was found."""
     inventory = read_inventory(root)
-    flat = spec.layouts["flat"]
-    pkg = spec.layouts["package"]
-    flat_files = [f for f in flat["hook_files"] if os.path.isfile(os.path.join(root, f))]
-    site_dirs = _site_packages_dirs(root, spec)
-    pkg_hits = []
-    for d in site_dirs:
-        if all(os.path.isfile(os.path.join(d, f)) for f in pkg["hook_files"]):
-            pkg_hits.append(d)
-    where = "under %s" % root
-    expected = ("expected %s (XCP-ng 8.3) or <site-packages>/%s (sm package) %s"
-                % (", ".join("/" + f for f in flat["hook_files"]), ", ".join(pkg["hook_files"]), where))
-    if flat_files and pkg_hits:
-        raise LayoutError("both the flat sm modules and the sm package are present (%s and %s); "
-                          "refusing to guess which one XAPI runs" % (flat_files[0], _rel(root, pkg_hits[0])))
-    if len(pkg_hits) > 1:
-        raise LayoutError("the sm package is installed more than once: %s"
-                          % ", ".join(_rel(root, d) for d in pkg_hits))
-    if flat_files:
-        if len(flat_files) != len(flat["hook_files"]):
-            raise LayoutError("incomplete flat sm layout: " + expected)
-        _check_symlinks(root, flat.get("symlinks", {}))
+    try:
+        shape, rel, launcher = shapes.detect_root(root)
+        site_dirs = _site_packages_dirs(root, spec)
         notes = []
-        site = _pick_flat_site_packages(root, site_dirs, notes)
-        return Layout("flat", flat["description"], list(flat["hook_files"]), site, inventory, notes)
-    if pkg_hits:
-        d = pkg_hits[0]
-        files = [_rel(root, os.path.join(d, f)) for f in pkg["hook_files"]]
-        return Layout("package", pkg["description"], files, _rel(root, d), inventory)
-    raise LayoutError("unknown sm layout: " + expected)
-
-
-def _check_symlinks(root, links):
-    """The flat layout's LVMoISCSISR must be the symlink to LVHDoISCSISR.py:
-    a separate copy would serve lvmoiscsi SRs without the hook."""
-    for rel, target in sorted(links.items()):
-        path = os.path.join(root, rel)
-        if not os.path.islink(path):
-            what = "missing" if not os.path.lexists(path) else "not a symlink"
-            raise LayoutError("/%s is %s; expected a symlink to %s (unknown sm layout under %s)"
-                              % (rel, what, target, root))
-        actual = os.readlink(path)
-        if os.path.normpath(os.path.join(os.path.dirname(rel), actual)) != \
-                os.path.normpath(os.path.join(os.path.dirname(rel), target)):
-            raise LayoutError("/%s points to %s; expected %s (unknown sm layout under %s)"
-                              % (rel, actual, target, root))
+        if shape.kind == "flat":
+            site = _pick_flat_site_packages(root, site_dirs, notes)
+        else:
+            hits = [d for d in site_dirs if os.path.isfile(os.path.join(d, shape.package_relpath))]
+            if len(hits) != 1:
+                raise LayoutError("%s, but %s is in %d python3 site-packages under %s (%s); expected exactly one"
+                                  % (launcher, shape.package_relpath, len(hits), root,
+                                     ", ".join(_rel(root, d) for d in hits) or "none"))
+            site = _rel(root, hits[0])
+            rel = shapes.resolve_in_root(root, os.path.join(site, shape.package_relpath))
+    except shapes.ShapeError as e:
+        raise LayoutError(str(e))
+    if not os.path.isfile(os.path.join(root, rel)):
+        raise LayoutError("%s, but /%s is missing (unknown sm shape under %s)" % (launcher, rel, root))
+    notes.insert(0, launcher)
+    return Layout(shape, [rel], site, inventory, notes)
 
 
 def _pick_flat_site_packages(root, site_dirs, notes):

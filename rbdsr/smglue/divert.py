@@ -1,54 +1,40 @@
-"""Called by the hook at the top of sm's LVHDoISCSISR.load.
+"""Called by the hook at the top of sm's iSCSI LVM driver load().
 
-The hook tests the port inline (so an iSCSI SR never imports RBDSR code) and
-calls `divert(self, sr_uuid)`; `divert` turns the half-built LVHDoISCSISR
-instance into an RBDSR instance and runs RBDSR's load instead of the iSCSI one.
+The hook asks rbdsr.diversion (so an iSCSI SR never imports more RBDSR code)
+and calls `divert(self, sr_uuid)`; `divert` turns the half-built LVMoISCSISR /
+LVHDoISCSISR instance into an RBDSR instance and runs RBDSR's load instead.
 
-Why `__class__` assignment works: RBDSR.RBDSR subclasses the LVHDoISCSISR
-class the shim imports. When XAPI runs the flat layout's LVMoISCSISR script,
-the instance's class is `__main__.LVHDoISCSISR`, a different class object
-with the same source (the module imported by name is a second copy). Both
-are plain classes (instance __dict__, no __slots__), so Python accepts the
-assignment; we check the instance really is an LVHDoISCSISR of either copy
-and that the switch took.
+Why `__class__` assignment works: driver.RBDSR subclasses the class the shim
+imports. When XAPI runs a flat shape's LVMoISCSISR script, the instance's
+class is `__main__.<class>`, a different class object with the same source
+(the module imported by name is a second copy). Both are plain classes
+(instance __dict__, no __slots__), so Python accepts the assignment; we check
+the instance really is one of either copy and that the switch took.
 """
-
-DIVERSION_PORT = "6789"
-
-
-def wants_rbd(dconf):
-    """The hook's decision: port exactly 6789 (spaces stripped) or rbd=true.
-
-    16789, 67890, '6789 ' + junk, '' and 3260 are not RBD."""
-    if not isinstance(dconf, dict):
-        return False
-    port = str(dconf.get("port", "")).strip()
-    flag = str(dconf.get("rbd", "")).strip().lower()
-    return port == DIVERSION_PORT or flag == "true"
+from rbdsr.smglue import driver, shim
 
 
-def _is_lvhdoiscsi(obj, shim_cls):
-    if isinstance(obj, shim_cls):
+def _is_iscsi_sr(obj):
+    if isinstance(obj, shim.ISCSI_SR):
         return True
-    # The __main__ copy of the flat module: same class name, an LVHDSR subclass.
-    return any(c.__name__ == "LVHDoISCSISR" for c in type(obj).__mro__)
+    # The __main__ copy of the flat module: same class name, same LVM base name.
+    names = [c.__name__ for c in type(obj).__mro__]
+    return shim.SHAPE.iscsi_class in names and shim.SHAPE.lvm_class in names
 
 
 def divert(sr, sr_uuid):
     """Make `sr` an RBDSR and load it. Returns what RBDSR.load returns (None)."""
-    from rbdsr.smglue import shim
-    import RBDSR
-
-    if not _is_lvhdoiscsi(sr, shim.LVHDoISCSISR.LVHDoISCSISR):
+    if not _is_iscsi_sr(sr):
         raise shim.xs_errors.XenError(
-            "SMGeneral", opterr="RBDSR hook called on a %s, not an LVHDoISCSISR" % type(sr).__name__)
+            "SMGeneral", opterr="RBDSR hook called on a %s, not an %s"
+            % (type(sr).__name__, shim.SHAPE.iscsi_class))
     origin = "%s.%s" % (type(sr).__module__, type(sr).__name__)
     try:
-        sr.__class__ = RBDSR.RBDSR
+        sr.__class__ = driver.RBDSR
     except TypeError as e:
         raise shim.xs_errors.XenError("SMGeneral", opterr="cannot divert to RBDSR: %s" % e)
-    if type(sr) is not RBDSR.RBDSR:
+    if type(sr) is not driver.RBDSR:
         raise shim.xs_errors.XenError("SMGeneral", opterr="diversion to RBDSR did not take")
-    shim.util.SMlog("RBDSR: SR %s diverted from %s to RBDSR (sm layout %s)"
-                    % (sr_uuid or "(probe)", origin, shim.LAYOUT))
+    shim.util.SMlog("RBDSR: SR %s diverted from %s to RBDSR (sm shape %s)"
+                    % (sr_uuid or "(probe)", origin, shim.SHAPE.key))
     return sr.load(sr_uuid)

@@ -1,51 +1,38 @@
-"""The one import shim for both sm layouts.
+"""The one import shim for every sm shape (rbdsr.smglue.shapes).
 
-Package layout (xapi-project/sm 4.x): `from sm import SR, ...`,
-`from sm.core import util, xs_errors, scsiutil`, `from sm.drivers import
-LVHDSR, LVHDoISCSISR`. Flat layout (XCP-ng 8.3): plain modules in
-/opt/xensource/sm, put on sys.path when not there already.
-
-Everything else gets sm's modules from here: `from rbdsr.smglue import shim`,
-then `shim.util.SMlog(...)`, `shim.LVHDoISCSISR.LVHDoISCSISR`, ...
-Importing this module without any sm raises ImportError.
+The running sm's modules and classes under neutral names, so the driver is
+written once: `shim.ISCSI_SR` is LVMoISCSISR / LVHDoISCSISR, `shim.LVM_SR` its
+LVM base (LVMSR / LVHDSR), `shim.ISCSI_VDI` / `shim.LVM_VDI` their VDIs, and
+`shim.util`, `shim.xs_errors`, `shim.lvutil`, `shim.scsiutil`, `shim.cowutil`,
+`shim.SRCommand` the modules. Flat shapes get /opt/xensource/sm on sys.path
+(last) when it is not there already. Importing this without any sm raises
+ImportError.
 """
 import importlib
 import sys
 
-from rbdsr.smglue import layout
+from rbdsr.smglue import shapes
 
-# our name -> module path in the package layout (the flat name is our name)
-MODULES = {
-    "SR": "sm.SR",
-    "VDI": "sm.VDI",
-    "SRCommand": "sm.SRCommand",
-    "lvutil": "sm.lvutil",
-    "lvhdutil": "sm.lvhdutil",
-    "util": "sm.core.util",
-    "xs_errors": "sm.core.xs_errors",
-    "scsiutil": "sm.core.scsiutil",
-    "LVHDSR": "sm.drivers.LVHDSR",
-    "LVHDoISCSISR": "sm.drivers.LVHDoISCSISR",
-}
+SHAPE = shapes.running()
+if SHAPE is None:
+    raise ImportError("no sm (storage manager) here: neither the sm package nor %s" % shapes.FLAT_DIR)
 
-LAYOUT = layout.detect()
-if LAYOUT == layout.NONE:
-    raise ImportError("no sm (storage manager) here: neither the sm package nor %s" % layout.FLAT_DIR)
+if SHAPE.kind == "flat" and shapes._find_spec("SR") is None and shapes.FLAT_DIR not in sys.path:
+    sys.path.append(shapes.FLAT_DIR)
 
-if LAYOUT == layout.FLAT and layout._find_spec("SR") is None and layout.FLAT_DIR not in sys.path:
-    sys.path.append(layout.FLAT_DIR)
-
-_mods = dict((name, importlib.import_module(path if LAYOUT == layout.PACKAGE else name))
-             for name, path in MODULES.items())
+_mods = dict((name, importlib.import_module(path)) for name, path in SHAPE.modules.items())
 
 SR = _mods["SR"]
 VDI = _mods["VDI"]
 SRCommand = _mods["SRCommand"]
 lvutil = _mods["lvutil"]
-lvhdutil = _mods["lvhdutil"]
+cowutil = _mods["cowutil"]
 util = _mods["util"]
 xs_errors = _mods["xs_errors"]
 scsiutil = _mods["scsiutil"]
-LVHDSR = _mods["LVHDSR"]
-LVHDoISCSISR = _mods["LVHDoISCSISR"]
+ISCSI_SR = getattr(_mods["ISCSI"], SHAPE.iscsi_class)
+ISCSI_VDI = getattr(_mods["ISCSI"], SHAPE.iscsi_vdi)
+LVM_SR = getattr(_mods["LVM"], SHAPE.lvm_class)
+LVM_VDI = getattr(_mods["LVM"], SHAPE.lvm_vdi)
+CAPABILITIES = list(_mods["ISCSI"].CAPABILITIES)
 del _mods

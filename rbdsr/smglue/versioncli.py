@@ -1,15 +1,16 @@
-"""`RBDSR.py version`: the version, the sm layout found and the installed hook
+"""`RBDSR.py version`: the version, the sm shape found and the installed hook
 fingerprints. Imports no sm module, so it answers on any machine."""
 import sys
 
 
 def main(out=None):
-    """`RBDSR.py version`: version, sm layout, installed hook fingerprints. Exit 0."""
+    """`RBDSR.py version`: version, sm shape, installed hook fingerprints. Exit 0."""
     out = out or sys.stdout
-    from rbdsr.smglue import layout
+    from rbdsr.smglue import shapes
     from rbdsr.version import read_version
     out.write("RBDSR %s\n" % read_version())
-    out.write("sm layout: %s\n" % layout.detect())
+    shape = shapes.running()
+    out.write("sm shape: %s\n" % ("%s (%s)" % (shape.key, shape.description) if shape else "none"))
     try:
         from rbdsr.installer import fingerprints
     except (ImportError, AttributeError):

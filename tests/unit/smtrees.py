@@ -251,9 +251,8 @@ def build_tree(root, layout="flat", driver_text=None):
             _write(root, SITE + "/%s/__init__.py" % pkg, "")
         _write(root, PKG_DRIVER, driver_text if driver_text is not None else _PKG_DRIVER)
         for name in ("LVHDoISCSISR", "LVMoISCSISR"):
-            _write(root, "usr/libexec/sm/drivers/" + name, _PKG_SCRIPT, 0o755)
-            os.makedirs(os.path.join(root, "opt/xensource/sm"), exist_ok=True)
-            os.symlink("/usr/libexec/sm/drivers/" + name, os.path.join(root, "opt/xensource/sm", name))
+            # sm's Makefile installs the drivers' launchers straight into /opt/xensource/sm
+            _write(root, "opt/xensource/sm/" + name, _PKG_SCRIPT, 0o755)
     else:
         raise ValueError(layout)
     return root
@@ -359,7 +358,7 @@ def build_tree_from_sm(root, sm_src):
     shutil.rmtree(dest)
     shutil.copytree(os.path.join(sm_src, "libs", "sm"), dest)
     for name in ("LVHDoISCSISR", "LVMoISCSISR"):
-        shutil.copy2(os.path.join(sm_src, "drivers", name), os.path.join(root, "usr/libexec/sm/drivers", name))
+        shutil.copy2(os.path.join(sm_src, "drivers", name), os.path.join(root, "opt/xensource/sm", name))
     return layout, PKG_DRIVER
 
 

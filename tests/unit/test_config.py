@@ -66,6 +66,9 @@ def test_defaults_to_admin_only_when_nothing_given():
 
 def test_port_absent_defaults():
     assert TargetConfig.from_dconf(base(port=None)).monitors == [("10.0.0.1", 6789)]
+    # what the hook diverts, config accepts (rbdsr.diversion is the one rule)
+    assert TargetConfig.from_dconf(base(port=" 6789 ")).monitors == [("10.0.0.1", 6789)]
+    assert TargetConfig.from_dconf(base(port="3260", rbd="true")).monitors == [("10.0.0.1", 6789)]
 
 
 def test_keyring_path_in_chappassword():
@@ -148,12 +151,11 @@ BAD = [
     ("mon-port-empty", base(target="10.0.0.1:"), "ConfigTargetMissing", "empty port"),
     ("too-many-mons", base(target=",".join("10.0.0.%d" % i for i in range(1, 20))),
      "ConfigTargetMissing", "more than 16"),
-    ("port-abc", base(port="abc"), "ISCSIPort", "not 6789"),
-    ("port-0", base(port="0"), "ISCSIPort", "not 6789"),
-    ("port-16789", base(port="16789"), "ISCSIPort", "not 6789"),
-    ("port-3260", base(port="3260"), "ISCSIPort", "not 6789"),
-    ("port-space", base(port=" 6789"), "ISCSIPort", "not 6789"),
-    ("port-empty", base(port=""), "ISCSIPort", "not 6789"),
+    ("port-abc", base(port="abc"), "ISCSIPort", "does not select RBDSR"),
+    ("port-0", base(port="0"), "ISCSIPort", "does not select RBDSR"),
+    ("port-16789", base(port="16789"), "ISCSIPort", "does not select RBDSR"),
+    ("port-3260", base(port="3260"), "ISCSIPort", "does not select RBDSR"),
+    ("port-empty", base(port=""), "ISCSIPort", "does not select RBDSR"),
     ("no-pool", base(targetIQN=None), "ConfigTargetIQNMissing", "no pool"),
     ("empty-pool", base(targetIQN=""), "ConfigTargetIQNMissing", "no pool"),
     ("pool-slash-empty", base(targetIQN="/ns"), "ConfigTargetIQNMissing", "pool name is empty"),

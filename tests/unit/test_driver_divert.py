@@ -4,7 +4,7 @@ LVMoISCSISR script with the installer's hook), in both sm layouts."""
 import pytest
 
 import driverharness as h
-from rbdsr.smglue.divert import wants_rbd
+from rbdsr.diversion import wants_rbd
 
 KEY = "AQBOb9BkAAAAABAAcmVmbHVtbW94eWdlbmF0ZT0="  # shape of a cephx key; never valid for a cluster
 
@@ -12,7 +12,7 @@ KEY = "AQBOb9BkAAAAABAAcmVmbHVtbW94eWdlbmF0ZT0="  # shape of a cephx key; never 
 @pytest.mark.parametrize("dconf,expected", [
     ({"port": "6789"}, True),
     ({"port": " 6789 "}, True),
-    ({"port": 6789}, True),
+    ({"port": 6789}, False),  # XAPI sends text; anything else is not a wizard's port
     ({"rbd": "true"}, True),
     ({"rbd": "TRUE", "port": "3260"}, True),
     ({"port": "3260"}, False),
@@ -63,18 +63,16 @@ def test_iscsi_ports_stay_on_sms_path(tree, port, code):
     {"port": "6789"},
     {"port": " 6789 "},
     {"rbd": "true"},
+    {"rbd": "true", "port": "3260"},  # a wizard always sends a port: rbd=true wins over it
 ])
 def test_rbd_ports_are_diverted(tree, dconf):
     d = {"target": "127.0.0.1", "targetIQN": "rbd", "SCSIid": "bad image", "chapuser": "admin",
          "chappassword": KEY}
     d.update(dconf)
     r = _probe(tree, d)
-    if "port" in dconf and dconf["port"] != "6789":
-        # diverted, then refused by RBDSR's own validation: only the exact port is accepted
-        assert r.fault_code == 142, r
-    else:
-        assert r.fault_code == 107, r  # ConfigSCSIid: "bad image" is not an image name
-        assert "bad image" in r.fault_string
+    # diverted, and RBDSR's own validation agrees it is an RBD SR: the first fault is the image name
+    assert r.fault_code == 107, r  # ConfigSCSIid: "bad image" is not an image name
+    assert "bad image" in r.fault_string
     origin = "__main__.LVHDoISCSISR" if tree.layout == "flat" else "sm.drivers.LVHDoISCSISR.LVHDoISCSISR"
     assert "diverted from %s to RBDSR" % origin in r.smlog, r.smlog
     assert "Traceback" not in r.stdout + r.stderr

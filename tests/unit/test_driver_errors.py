@@ -16,7 +16,7 @@ KEY = make_cephx_key(b"errors-test-key!")
 
 SCRIPT = r'''
 import json, sys
-import RBDSR
+from rbdsr.smglue import driver
 from rbdsr import errors
 from rbdsr.smglue import shim
 
@@ -28,7 +28,7 @@ cases = [(name, getattr(errors, name)) for name in
          ("RBDError", "ConfigError", "AuthError", "UnreachableError", "CephError", "NotFoundError",
           "InUseError", "MapError", "TimeoutError_")]
 for name, cls in cases:
-    @RBDSR.sm_errors("op")
+    @driver.sm_errors("op")
     def op(self, cls=cls):
         raise cls("message for %s" % cls.__name__)
     try:
@@ -36,7 +36,7 @@ for name, cls in cases:
     except shim.xs_errors.SRException as e:
         out[name] = [e.errno, str(e), cls.key]
 for key in ("DNSError", "InvalidSecret", "ConfigTargetIQNMissing", "ISCSIPort"):
-    @RBDSR.sm_errors("op")
+    @driver.sm_errors("op")
     def op2(self, key=key):
         raise errors.ConfigError("keyed " + key, key=key)
     try:
@@ -44,7 +44,7 @@ for key in ("DNSError", "InvalidSecret", "ConfigTargetIQNMissing", "ISCSIPort"):
     except shim.xs_errors.SRException as e:
         out["key:" + key] = [e.errno, str(e), key]
 
-@RBDSR.sm_errors("op")
+@driver.sm_errors("op")
 def boom(self):
     raise ValueError("plain bug")
 try:
@@ -52,7 +52,7 @@ try:
 except shim.xs_errors.SRException as e:
     out["ValueError"] = [e.errno, str(e), "SMGeneral"]
 
-@RBDSR.sm_errors("op")
+@driver.sm_errors("op")
 def passthrough(self):
     raise shim.xs_errors.XenError("SRNotEmpty")
 try:

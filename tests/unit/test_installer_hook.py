@@ -33,7 +33,9 @@ def test_apply_then_strip_gives_the_original_back(spec, text):
     assert lines[i + 1] == "        # RBDSR-HOOK-BEGIN " + VERSION
     end = lines.index("        # RBDSR-HOOK-END")
     assert all(ln.startswith("        ") for ln in lines[i + 1:end + 1])
-    assert "'6789'" in "\n".join(lines[i + 1:end])
+    # the rule is asked, never restated: rbdsr.diversion is its one home
+    assert "from rbdsr.diversion import wants_rbd" in "\n".join(lines[i + 1:end])
+    assert "6789" not in "\n".join(lines[i + 1:end])
 
 
 def test_apply_is_idempotent_and_replaces_an_older_block(spec):
@@ -98,7 +100,8 @@ def test_broken_markers_are_refused(spec, mangle):
 def test_the_template_and_anchor_file_agree(spec):
     with open(os.path.join(smtrees.REPO, "patches", "anchors.json")) as f:
         data = json.load(f)
-    assert data["class"] == "LVHDoISCSISR"
+    assert data["format"] == 2 and "class" not in data  # the class is the shape's (rbdsr.smglue.shapes)
+    assert spec.class_names == ("LVHDoISCSISR", "LVMoISCSISR")
     assert spec.anchor_re.match("    def load(self, sr_uuid) -> None:")
     assert spec.anchor_re.match("    def load(self, sr_uuid):  ")
     assert not spec.anchor_re.match("        def load(self, sr_uuid):")
@@ -123,10 +126,11 @@ class Cmd(object):
 sr.original_srcmd = Cmd()
 result = sr.load("sr-uuid-1")
 lvhd = sys.modules[mod.rsplit(".", 1)[0] + ".LVHDSR" if "." in mod else "LVHDSR"]
-print(json.dumps({"result": result, "rbdsr_imported": "rbdsr" in sys.modules,
+rbdsr_mods = sorted(n for n in sys.modules if n == "rbdsr" or n.startswith("rbdsr."))
+print(json.dumps({"result": result, "rbdsr_imported": rbdsr_mods,
                   "divert_calls": getattr(sys.modules.get("rbdsr.smglue.divert"), "CALLS", None),
                   "lvhd_calls": lvhd.CALLS, "has_iscsi": hasattr(sr, "iscsi"),
-                  "path_head": sys.path[:3]}))
+                  "path_head": sys.path[:3], "path_tail": sys.path[-1]}))
 '''
 
 
@@ -143,7 +147,9 @@ def test_hooked_load_diverts_only_rbd_srs(spec, tmpdir, layout, port, rbd, diver
         f.write(hook.apply(text, spec, VERSION))
     fake = str(tmpdir.join("fake"))
     os.makedirs(os.path.join(fake, "rbdsr", "smglue"))
-    for rel, body in (("rbdsr/__init__.py", ""), ("rbdsr/smglue/__init__.py", ""),
+    with open(os.path.join(smtrees.REPO, "rbdsr", "diversion.py")) as f:
+        rule = f.read()
+    for rel, body in (("rbdsr/__init__.py", ""), ("rbdsr/smglue/__init__.py", ""), ("rbdsr/diversion.py", rule),
                       ("rbdsr/smglue/divert.py", "CALLS = []\n\ndef divert(sr, sr_uuid):\n"
                        "    CALLS.append([type(sr).__name__, sr_uuid])\n    return 'diverted'\n")):
         with open(os.path.join(fake, rel), "w") as f:
@@ -157,6 +163,7 @@ def test_hooked_load_diverts_only_rbd_srs(spec, tmpdir, layout, port, rbd, diver
         assert got["lvhd_calls"] == [] and not got["has_iscsi"]
     else:
         assert got["result"] is None
-        assert got["rbdsr_imported"] is False  # an iSCSI SR never imports RBDSR code
+        # an iSCSI SR imports the rule and nothing else of RBDSR
+        assert got["rbdsr_imported"] == ["rbdsr", "rbdsr.diversion"]
         assert got["lvhd_calls"] == [["LVHDSR.load", "sr-uuid-1"]] and got["has_iscsi"]
     assert got["path_head"][:2] == [stubs, fake]

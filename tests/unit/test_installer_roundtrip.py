@@ -143,7 +143,7 @@ def test_unknown_layout_is_refused_and_nothing_changes(tmpdir, capsys):
     rc, _out = run_cli(["enable"], root, release)
     err = capsys.readouterr().err
     assert rc == 2
-    assert "unknown sm layout" in err and "/opt/xensource/sm/LVHDoISCSISR.py" in err
+    assert "unknown sm shape" in err and "/opt/xensource/sm/LVHDoISCSISR.py" in err
     assert smtrees.diff_states(before, smtrees.tree_state(root)) == []
 
 
@@ -154,17 +154,23 @@ def test_flat_layout_with_a_copied_lvmoiscsisr_is_refused(tmpdir, capsys):
     shutil.copy(os.path.join(root, smtrees.FLAT_DRIVER), link)
     before = smtrees.tree_state(root)
     assert run_cli(["enable"], root, release)[0] == 2
-    assert "LVMoISCSISR is not a symlink" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "/opt/xensource/sm/LVMoISCSISR is a file that imports no sm driver" in err
+    assert "unknown sm shape" in err
     assert smtrees.diff_states(before, smtrees.tree_state(root)) == []
 
 
-def test_both_layouts_present_is_refused(tmpdir, capsys):
+def test_the_launcher_decides_when_both_shapes_are_present(tmpdir):
+    # what XAPI executes is the truth: a flat launcher means the flat file, even
+    # with a copy of the sm package lying around (and it is left alone)
     root, release = make_env(tmpdir, "flat")
     pkg = os.path.join(root, smtrees.PKG_DRIVER)
     os.makedirs(os.path.dirname(pkg))
     shutil.copy(os.path.join(root, smtrees.FLAT_DRIVER), pkg)
-    assert run_cli(["enable"], root, release)[0] == 2
-    assert "refusing to guess" in capsys.readouterr().err
+    before = smtrees.read(root, smtrees.PKG_DRIVER)
+    assert run_cli(["enable"], root, release)[0] == 0
+    assert b"RBDSR-HOOK-BEGIN" in smtrees.read(root, smtrees.FLAT_DRIVER)
+    assert smtrees.read(root, smtrees.PKG_DRIVER) == before
 
 
 @pytest.mark.parametrize("how", ["missing", "duplicated"])
@@ -250,7 +256,7 @@ def test_status_summarises(tmpdir):
     assert run_cli(["enable"], root, release)[0] == 0
     rc, out = run_cli(["status"], root, release)
     assert rc == 0
-    assert "sm layout:        package" in out
+    assert "sm shape:         package — sm package" in out
     assert "product:          8.4.0 (platform 3.5.0)" in out
     assert "/%s: hooked" % smtrees.PKG_DRIVER in out
     assert "state:            complete" in out

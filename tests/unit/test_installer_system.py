@@ -81,7 +81,7 @@ def test_package_installed_twice_is_refused(tmpdir):
     shutil.copytree(os.path.join(root, "usr/lib/python3.6/site-packages/sm"), dst)
     with pytest.raises(layout.LayoutError) as e:
         layout.detect(root, hook.load_spec())
-    assert "more than once" in str(e.value)
+    assert "expected exactly one" in str(e.value)
 
 
 def test_flat_layout_without_site_packages_creates_and_removes_it(tmpdir):
