@@ -1,9 +1,7 @@
-"""RBDSR inside a real sm tree (SM_SRC: XCP-ng 8.3 flat and/or xapi-project/sm
-master package layout), hooked by the installer's code, run as XAPI runs it:
-the divert decision, bad device-config answers, driver info, and -- with the
-Ceph fixture loaded (-p tests.cephfixture) -- the wizard's first two steps."""
-import os
-
+"""RBDSR inside each real sm tree (tests/smdom0.py), installed there by the
+installer and run as XAPI runs it: the divert decision, bad device-config
+answers, driver info, and against the Ceph dev cluster the wizard's first two
+steps."""
 import pytest
 
 import driverharness as h
@@ -11,22 +9,11 @@ from rbdsr.config import CONFIG_KEYS
 from rbdsr.smglue import probexml
 from tests.unit.test_driver_errors import BAD, KEY, _dconf
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("SM_SRC"),
-    reason="SM_SRC is not set: give sm source trees (os.pathsep-separated), "
-           "e.g. SM_SRC=/work/ref/sm-8.3:/work/ref/sm-master")
 
-
-def _sources():
+@pytest.fixture(scope="module")
+def tree(sm_source, tmp_path_factory):
     import realsm
-    return realsm.sm_sources() if os.environ.get("SM_SRC") else []
-
-
-@pytest.fixture(scope="module", params=_sources(), ids=lambda p: "%s-%s" % (os.path.basename(p[0]), p[1]))
-def tree(request, tmp_path_factory):
-    import realsm
-    src, layout = request.param
-    return realsm.RealSMTree(str(tmp_path_factory.mktemp("realsm-" + layout)), src, layout)
+    return realsm.RealSMTree(str(tmp_path_factory.mktemp("realsm-" + sm_source.name)), sm_source)
 
 
 def _seed(tree):
@@ -38,13 +25,27 @@ def _seed(tree):
     return refs
 
 
-def test_iscsi_port_is_not_diverted(tree):
+@pytest.mark.parametrize("port", ["3260", "16789", "67890", "6789x"])
+def test_iscsi_ports_are_not_diverted(tree, port):
     refs = _seed(tree)
-    r = tree.run(h.method_call("sr_probe", {"target": "127.0.0.1", "port": "3260", "targetIQN": "iqn.x",
+    r = tree.run(h.method_call("sr_probe", {"target": "127.0.0.1", "port": port, "targetIQN": "iqn.x",
                                             "SCSIid": "36001405abcdef"}, host_ref=refs["hosts"][0]),
                  timeout=120)
     assert r.fault_code is not None, r
-    assert "RBDSR" not in r.smlog
+    assert "RBDSR" not in r.smlog  # sm's own iSCSI code answered
+
+
+@pytest.mark.parametrize("switch", [{"port": "6789"}, {"port": " 6789 "}, {"port": "3260", "rbd": "true"},
+                                    {"rbd": "TRUE"}], ids=["6789", "spaced", "rbd-true-3260", "rbd-no-port"])
+def test_each_documented_switch_diverts(tree, switch):
+    refs = _seed(tree)
+    dconf = {"target": "127.0.0.1", "targetIQN": "rbd", "SCSIid": "bad image", "chapuser": "admin",
+             "chappassword": KEY}
+    dconf.update(switch)
+    r = tree.run(h.method_call("sr_probe", dconf, host_ref=refs["hosts"][0]))
+    # diverted, and RBDSR agrees it is its SR: the first complaint is the image name
+    assert r.fault_code == 107, r
+    assert "diverted from %s to RBDSR" % tree.origin in r.smlog, r.smlog
 
 
 @pytest.mark.parametrize("what,changes,code", BAD, ids=[b[0] for b in BAD])
@@ -53,8 +54,7 @@ def test_bad_device_config(tree, what, changes, code):
     dconf = _dconf(changes)
     r = tree.run(h.method_call("sr_probe", dconf, host_ref=refs["hosts"][0]))
     assert r.fault_code == code, r
-    origin = "__main__.LVHDoISCSISR" if tree.layout == "flat" else "sm.drivers.LVHDoISCSISR.LVHDoISCSISR"
-    assert "diverted from %s to RBDSR" % origin in r.smlog
+    assert "diverted from %s to RBDSR (sm shape %s)" % (tree.origin, tree.shape.key) in r.smlog, r.smlog
     assert "Traceback" not in r.stdout + r.stderr
     assert KEY not in r.smlog + r.stdout + r.stderr
 
@@ -67,15 +67,8 @@ def test_driver_info(tree):
     assert "VDI_GENERATE_CONFIG" in r.value["capabilities"]
 
 
-@pytest.fixture
-def cluster(request):
-    try:
-        return request.getfixturevalue("ceph_cluster")
-    except pytest.FixtureLookupError:
-        pytest.skip("the Ceph fixture is not loaded (run with -p tests.cephfixture)")
-
-
-def test_wizard_steps_against_ceph(tree, cluster):
+def test_wizard_steps_against_ceph(tree, ceph_cluster):
+    cluster = ceph_cluster
     refs = _seed(tree)
     dconf = {"target": cluster.mon_addr, "port": "6789", "chapuser": "admin",
              "chappassword": cluster.admin_key, "timeout": "20"}

@@ -1,5 +1,6 @@
-"""The installer on a copy of a real sm tree (SM_SRC): enable, check, disable
-round trip byte-identical, and the hooked LVHDoISCSISR still compiles."""
+"""The installer on each real sm tree laid out as dom0 has it (its manifest,
+dom0's shipped /etc/lvm): enable, check (exit 0), status naming the shape,
+disable byte-identical -- symlinks included -- and the hooked file compiles."""
 import os
 import py_compile
 import sys
@@ -9,54 +10,74 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "unit"))
 
+import smdom0  # noqa: E402
 import smtrees  # noqa: E402
-from smtrees import read, run_cli  # noqa: E402
-from rbdsr.installer import fingerprints, hook  # noqa: E402
-
-# SM_SRC: one sm source tree, or several separated by os.pathsep (as tests/sm/realsm.py reads it)
-SM_SRCS = [s for s in os.environ.get("SM_SRC", "").split(os.pathsep) if s]
-pytestmark = pytest.mark.skipif(not SM_SRCS, reason="SM_SRC is not set (point it at an sm source tree, "
-                                                    "e.g. SM_SRC=/work/ref/sm-8.3)")
+from rbdsr.installer import fingerprints, hook, layout  # noqa: E402
+from rbdsr.smglue import shapes  # noqa: E402
 
 
-@pytest.fixture(params=SM_SRCS or [None])
-def env(request, tmpdir):
-    root = str(tmpdir.join("root"))
-    release = str(tmpdir.join("release"))
-    layout, driver = smtrees.build_tree_from_sm(root, request.param)
-    smtrees.make_release(release)
-    return root, release, layout, driver
+@pytest.fixture
+def env(sm_source, tmpdir):
+    root = smdom0.lay_out(sm_source, str(tmpdir.join("root")))
+    lay = layout.detect(root, hook.load_spec())
+    return root, lay
 
 
-def test_round_trip_on_the_real_sm_tree(env, tmpdir):
-    root, release, layout, driver = env
+def _cli(args, root):
+    return smtrees.run_cli(args, root, smtrees.REPO)
+
+
+def test_the_shape_is_found_by_following_the_launcher(sm_source, env):
+    root, lay = env
+    assert lay.shape.key == sm_source.shape
+    shape, rel, what = shapes.detect_root(root)
+    assert shape is lay.shape and what.startswith("/opt/xensource/sm/LVMoISCSISR")
+    with open(os.path.join(root, lay.hook_files[0])) as f:
+        assert "\nclass %s(" % shape.iscsi_class in f.read()
+
+
+def test_round_trip_is_byte_identical(sm_source, env, tmpdir):
+    root, lay = env
+    driver = lay.hook_files[0]
     before = smtrees.tree_state(root)
-    original = read(root, driver)
-    rc, out = run_cli(["enable"], root, release)
+    original = smtrees.read(root, driver)
+    rc, out = _cli(["enable"], root)
     assert rc == 0, out
-    assert "sm layout %s" % layout in out
-    hooked = read(root, driver)
+    hooked = smtrees.read(root, driver)
     assert hooked.count(b"# RBDSR-HOOK-BEGIN") == 1
-    # the hooked file compiles, and is the original plus the block only
     py_compile.compile(os.path.join(root, driver), cfile=str(tmpdir.join("x.pyc")), doraise=True)
     assert hook.strip(hooked.decode("utf-8")) == original.decode("utf-8")
-    assert len(hooked.splitlines()) == len(original.splitlines()) + \
-        len(hook.load_spec().block("1.0.0").splitlines())
     assert [s for _p, s, _h in fingerprints(root)] == ["hooked"]
-    rc, out = run_cli(["check"], root, release)
+    # the launcher is still what sm made it (a symlink stays a symlink)
+    assert smtrees.tree_state(root)["opt/xensource/sm/LVMoISCSISR"] == before["opt/xensource/sm/LVMoISCSISR"]
+    rc, out = _cli(["check"], root)
     assert rc == 0, out
-    rc, out = run_cli(["disable"], root, release)
+    rc, out = _cli(["status"], root)
+    assert "sm shape:         %s — " % sm_source.shape in out, out
+    rc, out = _cli(["disable"], root)
     assert rc == 0, out
-    assert read(root, driver) == original
+    assert smtrees.read(root, driver) == original
     assert smtrees.diff_states(before, smtrees.tree_state(root)) == []
 
 
 def test_the_anchor_is_where_the_design_says(env):
-    root, _release, _layout, driver = env
-    spec = hook.load_spec()
-    text = read(root, driver).decode("utf-8")
+    root, lay = env
+    text = smtrees.read(root, lay.hook_files[0]).decode("utf-8")
     lines = hook.split_lines(text)
-    i = hook.find_anchor(lines, spec, driver)
+    i = hook.find_anchor(lines, hook.load_spec(), lay.hook_files[0])
     assert lines[i].startswith("    def load(self, sr_uuid)")
-    # the next lines are the body of LVHDoISCSISR.load (its probe handling)
+    # the next lines are the body of the iSCSI driver's load (its probe handling)
     assert "if not sr_uuid" in "".join(lines[i + 1:i + 4])
+
+
+def test_an_sm_update_that_drops_the_hook_is_detected_and_repaired(sm_source, env):
+    root, lay = env
+    driver = lay.hook_files[0]
+    original = smtrees.read(root, driver)
+    assert _cli(["enable"], root)[0] == 0
+    with open(os.path.join(root, driver), "wb") as f:   # what an sm hotfix does
+        f.write(original)
+    rc, out = _cli(["check"], root)
+    assert rc == 1 and "hook missing" in out, out
+    assert _cli(["enable"], root)[0] == 0
+    assert _cli(["check"], root)[0] == 0

@@ -251,8 +251,10 @@ def build_tree(root, layout="flat", driver_text=None):
             _write(root, SITE + "/%s/__init__.py" % pkg, "")
         _write(root, PKG_DRIVER, driver_text if driver_text is not None else _PKG_DRIVER)
         for name in ("LVHDoISCSISR", "LVMoISCSISR"):
-            # sm's Makefile installs the drivers' launchers straight into /opt/xensource/sm
-            _write(root, "opt/xensource/sm/" + name, _PKG_SCRIPT, 0o755)
+            # as sm's Makefile installs them: launchers in libexec, absolute symlinks from /opt
+            _write(root, "usr/libexec/sm/drivers/" + name, _PKG_SCRIPT, 0o755)
+            os.makedirs(os.path.join(root, "opt/xensource/sm"), exist_ok=True)
+            os.symlink("/usr/libexec/sm/drivers/" + name, os.path.join(root, "opt/xensource/sm", name))
     else:
         raise ValueError(layout)
     return root
@@ -358,7 +360,7 @@ def build_tree_from_sm(root, sm_src):
     shutil.rmtree(dest)
     shutil.copytree(os.path.join(sm_src, "libs", "sm"), dest)
     for name in ("LVHDoISCSISR", "LVMoISCSISR"):
-        shutil.copy2(os.path.join(sm_src, "drivers", name), os.path.join(root, "opt/xensource/sm", name))
+        shutil.copy2(os.path.join(sm_src, "drivers", name), os.path.join(root, "usr/libexec/sm/drivers", name))
     return layout, PKG_DRIVER
 
 

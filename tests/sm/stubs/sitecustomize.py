@@ -11,3 +11,27 @@ _spec = importlib.util.spec_from_file_location(
 _mod = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_mod)
 sys.modules["syslog"] = _mod
+
+# The package tree's error table sits under the test's dom0 root, not in /usr/share/sm:
+# point sm.core.xs_errors at it once it is imported (a module constant read at call time).
+_ERRORS = os.environ.get("RBDSR_TEST_SM_ERRORS")
+if _ERRORS:
+    import importlib.abc
+    import importlib.machinery
+
+    class _PatchXsErrors(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name != "sm.core.xs_errors":
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            if spec is None:
+                return None
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                module.XML_DEFS = _ERRORS
+            spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, _PatchXsErrors())
