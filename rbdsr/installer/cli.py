@@ -52,6 +52,10 @@ def build_parser(prog, with_command=True):
                        help="; ".join("%s: %s" % kv for kv in sorted(COMMANDS.items())))
     _common(p)
     if with_command:
+        p.add_argument("--packaged", action="store_true",
+                       help="enable: the release in /usr/lib/rbdsr and rbdsr.pth were installed by the "
+                            "rbdsr RPM: hook sm and configure the host, but leave those files to rpm "
+                            "(the RPM's scriptlets pass it; later enables remember it)")
         p.add_argument("--ceph", action="store_true",
                        help="check/status: also try a TCP connection to each Ceph monitor")
         p.add_argument("--target", metavar="MONS", default=None,
@@ -83,7 +87,7 @@ def run(command, args, out=None):
     if not os.path.isdir(root):
         sys.stderr.write("%s: error: --root %s is not a directory\n" % (prog, args.root))
         return EXIT_REFUSED
-    ctx = Context(root, args.source, args.dry_run, args.force, out)
+    ctx = Context(root, args.source, args.dry_run, args.force, out, getattr(args, "packaged", False))
     if ctx.live and command in ("enable", "disable", "uninstall") and not args.dry_run and os.geteuid() != 0:
         sys.stderr.write("%s: error: %s needs root\n" % (prog, command))
         return EXIT_REFUSED
