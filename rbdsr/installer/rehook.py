@@ -57,7 +57,7 @@ def rehook(ctx, why):
         log(syslog.LOG_NOTICE, msg)
         ctx.say("rbdsr: " + msg)
         return 0
-    problems = ([err] if err else []) + after.problems
+    problems = ([err] if err else []) + [p for p in after.problems if p != err]
     return report_failure(why, problems or ["enable exited %d" % rc], buf.getvalue() if err is None else "")
 
 
