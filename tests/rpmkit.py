@@ -19,7 +19,7 @@ Each sm RPM holds exactly the files and symlinks its tree's <tree>.manifest list
 in /opt/xensource/sm (mode 0755, as sm's Makefile installs them), plus
 sm_typing.py in the guest python's site directory (sm's Makefile puts it in
 python3's last sys.path entry). Lines of the manifest naming another subpackage
-are left out.
+are left out. ../shared is found beside the repository, or at $RBDSR_SHARED.
 """
 import os
 import shutil
