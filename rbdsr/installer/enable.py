@@ -121,6 +121,12 @@ class Enabler(object):
                 entry = m.record_original(rel, role, orig, fileops.file_meta(path) if cur is not None else None,
                                           fileops.mtime_ns(path) if cur is not None and cur == orig else None)
                 dirty = True
+            elif cur is not None and cur == orig:
+                # the same bytes put back by a package update: restore its mode and mtime
+                meta, mtime = list(fileops.file_meta(path)), fileops.mtime_ns(path)
+                if entry.get("meta") != meta or entry.get("mtime_ns") != mtime:
+                    entry["meta"], entry["mtime_ns"] = meta, mtime
+                    dirty = True
             if entry.get("sha256") != fileops.sha256(new):
                 entry["sha256"] = fileops.sha256(new)
                 dirty = True

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 
+import pytest
 import smtrees
 from smtrees import make_env, run_cli
 
@@ -51,7 +52,7 @@ def sm_mtimes(root):
 def test_packaged_enable_leaves_the_package_files_to_rpm(tmpdir):
     root, release = make_env(tmpdir, "flat")
     src = package_install(root, release)
-    before_pkg, before_sm, mtimes = package_files(root), sm_state(root), sm_mtimes(root)
+    before_pkg, before_sm = package_files(root), sm_state(root)
     rc, out = run_cli(["enable", "--packaged"], root, src)
     assert rc == 0, out
     assert package_files(root) == before_pkg
@@ -66,6 +67,7 @@ def test_packaged_enable_leaves_the_package_files_to_rpm(tmpdir):
     # still packaged (sticky), the package's files still not recorded
     with open(os.path.join(root, smtrees.FLAT_DRIVER), "w") as f:
         f.write(smtrees.flat_driver_text())
+    mtimes = sm_mtimes(root)  # the hotfix's file: what disable must give back
     assert run_cli(["check"], root, src)[0] == 1
     rc, out = run_cli(["enable"], root, src)
     assert rc == 0, out
@@ -126,15 +128,18 @@ def test_rpm_over_a_release_dir_install_takes_the_files_over(tmpdir):
     assert sm_state(root) == before_sm
 
 
-def test_disable_restores_an_sm_update_with_its_mtime(tmpdir):
-    """An sm update replaced the hooked file (new bytes, the package's mtime);
-    enable re-hooks it; disable gives back exactly that file, mtime included
-    (rpm -V sm checks it)."""
+@pytest.mark.parametrize("new_bytes", [True, False], ids=["new-bytes", "same-bytes"])
+def test_disable_restores_an_sm_update_with_its_mtime(tmpdir, new_bytes):
+    """An sm update replaced the hooked file (the package's mtime; new bytes, or
+    the same bytes as before the hook); enable re-hooks it; disable gives back
+    exactly that file, mtime and mode included (rpm -V sm checks them)."""
     root, release = make_env(tmpdir, "flat")
     assert run_cli(["enable"], root, release)[0] == 0
     path = os.path.join(root, smtrees.FLAT_DRIVER)
+    text = smtrees.flat_driver_text()
     with open(path, "w") as f:
-        f.write(smtrees.flat_driver_text().replace("(fixture)", "(fixture, update 2)"))
+        f.write(text.replace("(fixture)", "(fixture, update 2)") if new_bytes else text)
+    os.chmod(path, 0o750)
     os.utime(path, (1700001234, 1700001234))
     updated = {k: v for k, v in sm_state(root).items() if k.startswith("opt/")}
     assert run_cli(["enable"], root, release)[0] == 0
@@ -142,3 +147,4 @@ def test_disable_restores_an_sm_update_with_its_mtime(tmpdir):
     assert run_cli(["disable"], root, release)[0] == 0
     assert {k: v for k, v in sm_state(root).items() if k.startswith("opt/")} == updated
     assert os.stat(path).st_mtime_ns == 1700001234 * 10 ** 9
+    assert os.stat(path).st_mode & 0o7777 == 0o750
