@@ -71,6 +71,8 @@ def collect(ctx, ceph=False, target=None, timeout=3.0):
     if bad:
         r.problems.append("installed files differ from what enable wrote: %s — run install_rbdsr.py enable"
                           % "; ".join(bad))
+    elif m.data.get("packaged"):
+        r.ok.append("%s belongs to the rbdsr package (rpm -V rbdsr verifies it)" % ctx.show(sources.INSTALL_DIR))
     elif m.exists:
         r.ok.append("%d installed files match the manifest"
                     % sum(1 for e in m.files.values() if e["role"] == "installed"))

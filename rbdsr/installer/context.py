@@ -16,11 +16,12 @@ class Refused(RBDError):
 
 
 class Context(object):
-    def __init__(self, root="/", source=None, dry_run=False, force=False, out=None):
+    def __init__(self, root="/", source=None, dry_run=False, force=False, out=None, packaged=False):
         self.root = os.path.abspath(root)
         self.source = os.path.abspath(source or sources.default_source())
         self.dry_run = dry_run
         self.force = force
+        self.packaged = packaged  # --packaged: the release files are the rbdsr RPM's
         self.live = system.is_live(self.root)
         self.out = out or sys.stdout
 

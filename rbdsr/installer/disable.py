@@ -33,7 +33,7 @@ def undo_file(ctx, m, rel, entry):
             ctx.say("removed %s" % where)
             return True
         if m.read_backup(entry) is not None:
-            fileops.restore_copy(m.backup_path(entry), path, tuple(entry["meta"]))
+            fileops.restore_copy(m.backup_path(entry), path, tuple(entry["meta"]), entry.get("mtime_ns"))
             ctx.say("restored %s" % where)
             return True
         if role == "hook":  # backup lost: removing the block gives the original back
@@ -195,6 +195,9 @@ def disable(ctx, force=None, manifest=None):
 
 def uninstall(ctx):
     """disable, then remove whatever the project installs even without a record."""
+    if Manifest.load(ctx.root).data.get("packaged"):
+        raise Refused("RBDSR was installed by the rbdsr package: remove it with `yum remove rbdsr` "
+                      "(its scriptlet runs disable); nothing was changed")
     rc = disable(ctx)
     if ctx.dry_run:
         return rc

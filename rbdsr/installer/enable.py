@@ -49,6 +49,12 @@ class Enabler(object):
             raise Refused(str(e))
         self.files = sources.collect(ctx.source)
         self.manifest = Manifest.load(ctx.root)
+        # packaged: rpm owns /usr/lib/rbdsr and rbdsr.pth; sticky, so an admin's later
+        # `install_rbdsr.py enable` (after a hotfix) never takes those files over
+        self.packaged = bool(ctx.packaged or self.manifest.data.get("packaged"))
+        if self.packaged and os.path.realpath(ctx.source) != os.path.realpath(ctx.abs(sources.INSTALL_DIR)):
+            raise Refused("--packaged: the release must be the package's own copy in %s, not %s"
+                          % (ctx.show(sources.INSTALL_DIR), ctx.source))
         self._precheck()
 
     # -- refuse before changing anything --------------------------------
@@ -111,8 +117,16 @@ class Enabler(object):
                 continue
             entry = m.files.get(rel)
             if entry is None or entry.get("orig_sha256") != fileops.sha256(orig) or not m.backup_ok(entry):
-                entry = m.record_original(rel, role, orig, fileops.file_meta(path) if cur is not None else None)
+                # the mtime too when the file on disk is the original: rpm -V checks it
+                entry = m.record_original(rel, role, orig, fileops.file_meta(path) if cur is not None else None,
+                                          fileops.mtime_ns(path) if cur is not None and cur == orig else None)
                 dirty = True
+            elif cur is not None and cur == orig:
+                # the same bytes put back by a package update: restore its mode and mtime
+                meta, mtime = list(fileops.file_meta(path)), fileops.mtime_ns(path)
+                if entry.get("meta") != meta or entry.get("mtime_ns") != mtime:
+                    entry["meta"], entry["mtime_ns"] = meta, mtime
+                    dirty = True
             if entry.get("sha256") != fileops.sha256(new):
                 entry["sha256"] = fileops.sha256(new)
                 dirty = True
@@ -150,10 +164,14 @@ class Enabler(object):
         fileops.makedirs(m.state_dir, created)
         m.add_dirs(created)
         m.data.update({"version": self.version, "layout": self.layout.as_dict(), "complete": False,
+                       "packaged": self.packaged,
                        "hook_block_sha256": fileops.sha256(encode(self.spec.block(self.version)))})
         m.data["steps_done"] = []
 
     def step_files(self):
+        if self.packaged:
+            self._leave_to_package()
+            return
         wanted = set()
         specs = []
         for rel_src in self.files:
@@ -171,6 +189,19 @@ class Enabler(object):
             if entry["role"] == "installed" and rel.startswith(sources.INSTALL_DIR + "/") and rel not in wanted:
                 self._retire(rel, entry)
 
+    def _leave_to_package(self):
+        """Packaged: rpm put the release in place. Entries an earlier install from
+        a release directory made for /usr/lib/rbdsr are dropped: restoring or
+        removing those files now would fight rpm, which owns that directory."""
+        if self.ctx.dry_run:
+            return
+        m = self.manifest
+        for rel, entry in sorted(m.files.items()):
+            if entry["role"] == "installed" and rel.startswith(sources.INSTALL_DIR + "/"):
+                del m.files[rel]
+        m.data["dirs"] = [d for d in m.dirs if d != sources.INSTALL_DIR
+                          and not d.startswith(sources.INSTALL_DIR + "/")]
+
     def _retire(self, rel, entry):
         if self.ctx.dry_run:
             self.ctx.say("would remove %s (not part of this release)" % self.ctx.show(rel))
@@ -182,8 +213,17 @@ class Enabler(object):
 
     def step_pth(self):
         site = self.layout.site_packages
+        rel = os.path.join(site, PTH)
+        if self.packaged and site == sources.DOM0_SITE_PACKAGES:
+            if fileops.read_bytes(self.ctx.abs(rel)) != PTH_TEXT.encode():
+                raise RBDError("%s of the rbdsr package is missing or changed — reinstall the package"
+                               % self.ctx.show(rel))
+            if rel in self.manifest.files and not self.ctx.dry_run:
+                del self.manifest.files[rel]  # an earlier install's; rpm owns the file now
+            return
+        # not packaged, or dom0's python looks elsewhere than the package's rbdsr.pth: ours
         self._mkdirs([site])
-        self.ensure_file(os.path.join(site, PTH), "installed", lambda orig: PTH_TEXT.encode())
+        self.ensure_file(rel, "installed", lambda orig: PTH_TEXT.encode())
 
     def step_compile(self):
         top = self.ctx.abs(sources.INSTALL_DIR)

@@ -51,6 +51,14 @@ def file_meta(path):
     return stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
 
 
+def mtime_ns(path):
+    """Modification time (ns) of an existing file, or None."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
 def fsync_dir(path):
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -101,9 +109,10 @@ def atomic_write(path, data, meta=None):
     fsync_dir(directory)
 
 
-def restore_copy(backup, path, meta):
-    """Put the backup's bytes at `path` (atomically, with `meta`). Uses a hard
-    link when it can so a full disk does not stop a restore; falls back to a copy."""
+def restore_copy(backup, path, meta, mtime=None):
+    """Put the backup's bytes at `path` (atomically, with `meta`, and with the
+    modification time `mtime` in ns when given). Uses a hard link when it can so
+    a full disk does not stop a restore; falls back to a copy."""
     directory = os.path.dirname(path) or "."
     tmp = os.path.join(directory, "." + os.path.basename(path) + ".rbdsr-restore")
     _unlink_quiet(tmp)
@@ -112,9 +121,13 @@ def restore_copy(backup, path, meta):
     except OSError:
         with open(backup, "rb") as f:
             atomic_write(path, f.read(), meta)
+        if mtime is not None:
+            os.utime(path, ns=(mtime, mtime))
         return
     try:
         _set_meta(tmp, meta)
+        if mtime is not None:
+            os.utime(tmp, ns=(mtime, mtime))
         _fault("rename", path)
         os.rename(tmp, path)
     except BaseException:

@@ -6,6 +6,9 @@ import os
 from rbdsr.errors import RBDError
 
 INSTALL_DIR = "usr/lib/rbdsr"
+# dom0's python3 purelib (XCP-ng 8.3 / XenServer 8: python 3.6): where the rbdsr RPM
+# puts rbdsr.pth, and where the flat layout's rbdsr.pth goes
+DOM0_SITE_PACKAGES = "usr/lib/python3.6/site-packages"
 PACKAGES = ("rbdsr", "lvm_helpers")
 SCRIPTS = ("install_rbdsr.py", "uninstall_rbdsr.py")  # installed too: check/uninstall without the release dir
 REQUIRED = ("RBDSR.py", "VERSION", "rbdsr/__init__.py", "rbdsr/smglue/divert.py",

@@ -257,7 +257,21 @@ def build_tree(root, layout="flat", driver_text=None):
             os.symlink("/usr/libexec/sm/drivers/" + name, os.path.join(root, "opt/xensource/sm", name))
     else:
         raise ValueError(layout)
+    set_mtimes(root)
     return root
+
+
+PACKAGE_MTIME = 1700000000  # files a package installed carry its build time, not "now"
+
+
+def set_mtimes(root, when=PACKAGE_MTIME):
+    """Give every file under root the same mtime, as a package install does (the
+    manifest records originals' mtimes: two trees built apart must compare equal)."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.utime(path, (when, when))
 
 
 def make_release(dest, version="1.0.0"):
