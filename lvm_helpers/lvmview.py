@@ -3,15 +3,15 @@ output), evaluated the way lvm2 2.02/2.03 do it (pure functions, no I/O).
 
 - parse_section(out): `lvmconfig --type full devices` output -> {key: value}
   (value: str, int, float or list of them);
-- rbd_problems(devices, names, cmdline_names): what stops LVM from seeing a
-  device with those names: no "rbd" in devices/types, no name under
-  devices/scan, or global_filter / filter rejecting it.
+- rbd_problems(devices, udev_names, driver_names): what stops LVM from seeing
+  an RBD device with those names: no "rbd" in devices/types, no name (or not
+  the driver's path, which sm hands to pvcreate/vgcreate) among those LVM
+  scans, or global_filter / filter rejecting it.
 
 Filter semantics (lvm.conf: "if any path name matches an 'a' pattern before an
 'r' pattern, the device is accepted; if all the path names match an 'r'
-pattern first, it is rejected; no match at all: accepted"). A device's names
-are those under the scanned directories plus any path given on the command
-line (sm passes the driver's device path to pvcreate/vgcreate).
+pattern first, it is rejected; no match at all: accepted"), over the names
+LVM scanned.
 """
 import re
 
@@ -133,31 +133,42 @@ def under(path, directory):
     return path == d or path.startswith(d if d == "/" else d + "/")
 
 
-def scanned_names(devices, names):
-    """The names LVM finds for a device by scanning: every name when the device
-    list comes from udev (obtain_device_list_from_udev = 1), else those under
-    devices/scan (default /dev)."""
+def scanned_names(devices, udev_names, other_names=()):
+    """The names LVM finds for a device: when its device list comes from udev
+    (obtain_device_list_from_udev = 1) the names udev made; else every name
+    (udev's or another's, e.g. a link made by RBDSR) under devices/scan
+    (default /dev)."""
     if devices.get("obtain_device_list_from_udev") == 1:
-        return list(names)
+        return list(udev_names)
     dirs = as_list(devices.get("scan", "/dev"))
-    return [n for n in names if any(under(n, d) for d in dirs)]
+    return [n for n in list(udev_names) + list(other_names) if any(under(n, d) for d in dirs)]
 
 
-def rbd_problems(devices, names, cmdline_names=()):
-    """[(setting, why)] that stop LVM seeing an RBD device known by `names`
-    (kernel node and udev links); [] when it would see it."""
+def rbd_problems(devices, udev_names, driver_names=()):
+    """[(setting, why)] that stop LVM seeing an RBD device known by udev_names
+    (kernel node, udev links) and driver_names (the links the driver makes and
+    hands to pvcreate/vgcreate); [] when it would see it.
+
+    lvm2 2.03 finds a path given on the command line only among the names it
+    scanned ("No device found for ..."), so the driver's path must be one of them."""
     problems = []
     shown = as_list(devices.get("types"))
     if "rbd" not in type_names(devices):
         problems.append(("devices/types", "%s does not list \"rbd\"" % (shown or "unset")))
-    found = scanned_names(devices, names)
+    found = scanned_names(devices, udev_names, driver_names)
+    from_udev = devices.get("obtain_device_list_from_udev") == 1
+    setting = "devices/obtain_device_list_from_udev" if from_udev else "devices/scan"
+    where = "udev's names" if from_udev else "%s" % as_list(devices.get("scan", "/dev"))
     if not found:
-        problems.append(("devices/scan", "%s holds none of %s" % (as_list(devices.get("scan", "/dev")),
-                                                                  ", ".join(names))))
-    cache = found + [n for n in cmdline_names if n not in found]
+        problems.append((setting, "%s holds none of %s" % (where, ", ".join(list(udev_names) + list(driver_names)))))
+    else:
+        missed = [n for n in driver_names if n not in found]
+        if missed:
+            problems.append((setting, "%s does not hold the driver's path %s (pvcreate: \"No device found\")"
+                             % (where, ", ".join(missed))))
     for key in ("global_filter", "filter"):
         try:
-            ok, why = filter_verdict(as_list(devices.get(key)), cache)
+            ok, why = filter_verdict(as_list(devices.get(key)), found)
         except ValueError as e:
             problems.append(("devices/" + key, str(e)))
             continue

@@ -48,9 +48,10 @@ def by_id_name(fsid, pool_id, image_id):
 
 
 def sample_names(with_rule=True):
-    """(names, cmdline_names) of an RBD device as LVM may meet them: the kernel
-    node, its /dev/block alias and (with the rule) the by-id link; and the
-    driver's stable path, which sm hands to pvcreate/vgcreate."""
+    """(udev_names, driver_names) of an RBD device as LVM may meet them: the
+    kernel node, its /dev/block alias and (with the rule) the by-id link; and
+    the driver's stable path (made by rbdsr.krbd, not udev), which sm hands to
+    pvcreate/vgcreate."""
     from rbdsr import krbd  # the driver's path rule has its home there
     fsid = "8d9ba3a2-4c51-4f43-9a4c-0b0b7e7a8f21"
     names = [by_id_name(fsid, 2, "10c5b3a2f6e1")] if with_rule else []

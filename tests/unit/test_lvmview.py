@@ -5,7 +5,7 @@ from lvm_helpers import lvmview
 
 BY_ID = "/dev/disk/by-id/rbd-8d9ba3a2-4c51-4f43-9a4c-0b0b7e7a8f21-2-10c5b3a2f6e1"
 NAMES = [BY_ID, "/dev/rbd0", "/dev/block/251:0"]
-CMDLINE = ["/dev/rbdsr/rbd/-/RBDSR-probe"]
+CMDLINE = ["/dev/disk/by-id/rbdsr/rbd/-/RBDSR-probe"]
 
 # `lvmconfig --type full devices` of dom0's shipped CA-410086 lvm.conf (abridged)
 SHIPPED_OUT = """devices {
@@ -40,7 +40,10 @@ def test_parse_refuses_what_it_cannot_read():
 
 def test_shipped_config_without_the_fix_does_not_see_rbd():
     d = lvmview.parse_section(SHIPPED_OUT)
-    problems = dict(lvmview.rbd_problems(d, ["/dev/rbd0", "/dev/block/251:0"], CMDLINE))
+    no_rule = ["/dev/rbd0", "/dev/block/251:0"]
+    assert set(dict(lvmview.rbd_problems(d, no_rule, CMDLINE))) == {"devices/types"}
+    # the driver's link outside /dev/disk/by-id (RBDSR before 1.0): not scanned either
+    problems = dict(lvmview.rbd_problems(d, no_rule, ["/dev/rbdsr/rbd/-/img"]))
     assert set(problems) == {"devices/types", "devices/scan"}
     assert "/dev/disk/by-id" in problems["devices/scan"]
 
@@ -56,10 +59,23 @@ def test_pre_ca_scan_of_dev_sees_every_name():
     assert lvmview.rbd_problems(d, NAMES, CMDLINE) == []
 
 
-def test_device_list_from_udev_ignores_scan():
-    d = {"scan": "/dev/mapper", "obtain_device_list_from_udev": 1}
-    assert lvmview.scanned_names(d, NAMES) == NAMES
-    assert lvmview.scanned_names({"scan": "/dev/mapper"}, NAMES) == []
+def test_device_list_from_udev_ignores_scan_and_links_udev_did_not_make():
+    d = {"scan": "/dev/mapper", "obtain_device_list_from_udev": 1, "types": ["rbd", 1024]}
+    assert lvmview.scanned_names(d, NAMES, CMDLINE) == NAMES
+    assert lvmview.scanned_names({"scan": "/dev/mapper"}, NAMES, CMDLINE) == []
+    problems = dict(lvmview.rbd_problems(d, NAMES, CMDLINE))
+    assert list(problems) == ["devices/obtain_device_list_from_udev"]
+    assert "the driver's path /dev/disk/by-id/rbdsr/rbd/-/RBDSR-probe" in problems[
+        "devices/obtain_device_list_from_udev"]
+
+
+def test_the_drivers_path_must_be_scanned():
+    """lvm2 2.03: `pvcreate <path outside devices/scan>` says "No device found"."""
+    d = {"scan": "/dev/disk/by-id", "types": ["rbd", 1024]}
+    problems = dict(lvmview.rbd_problems(d, NAMES, ["/dev/rbdsr/rbd/-/img"]))
+    assert list(problems) == ["devices/scan"]
+    assert "does not hold the driver's path /dev/rbdsr/rbd/-/img" in problems["devices/scan"]
+    assert lvmview.rbd_problems(d, NAMES, CMDLINE) == []
 
 
 @pytest.mark.parametrize("patterns, names, accepted", [
@@ -89,10 +105,10 @@ def test_bad_patterns_are_reported(bad):
 
 
 def test_filter_rejecting_the_drivers_path_is_a_problem():
-    d = {"types": ["rbd", 1024], "scan": "/dev/disk/by-id", "global_filter": ["r|^/dev/rbdsr/|"]}
+    d = {"types": ["rbd", 1024], "scan": "/dev/disk/by-id", "global_filter": ["r|/rbdsr/|"]}
     problems = dict(lvmview.rbd_problems(d, NAMES, CMDLINE))
     assert list(problems) == ["devices/global_filter"]
-    assert "/dev/rbdsr/rbd/-/RBDSR-probe" in problems["devices/global_filter"]
+    assert "r|/rbdsr/| rejects /dev/disk/by-id/rbdsr/rbd/-/RBDSR-probe" in problems["devices/global_filter"]
 
 
 def test_under():
