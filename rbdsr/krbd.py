@@ -34,7 +34,9 @@ from rbdsr.errors import (AuthError, ConfigError, InUseError, MapError, NotFound
                           TimeoutError_, UnreachableError)
 
 DEV = "/dev"
-STABLE_ROOT = "/dev/rbdsr"
+# Under /dev/disk/by-id: dom0's LVM (CA-410086) scans only there, and LVM finds a path
+# sm gives pvcreate/vgcreate only among the names it scanned.
+STABLE_ROOT = "/dev/disk/by-id/rbdsr"
 LOCK_PATH = "/run/rbdsr/krbd.lock"
 DEFAULT_NS_COMPONENT = "-"
 
@@ -211,7 +213,7 @@ def find_mapped(image_id, sysfs_root=sysfs.SYSFS):
 
 
 def stable_path(image_id, root=STABLE_ROOT):
-    """/dev/rbdsr/<pool>/<namespace or '-'>/<image>[@snap]: the same on every host."""
+    """/dev/disk/by-id/rbdsr/<pool>/<namespace or '-'>/<image>[@snap]: the same on every host."""
     validate(image_id)
     name = image_id.image if image_id.snap == sysfs.HEAD_SNAP else image_id.image + "@" + image_id.snap
     return os.path.join(root, image_id.pool, image_id.namespace or DEFAULT_NS_COMPONENT, name)

@@ -5,7 +5,6 @@ import sys
 from rbdsr.errors import RBDError
 from rbdsr.installer import sources, system
 
-LVM_CONFS = ("etc/lvm/lvm.conf", "etc/lvm/master/lvm.conf")
 MODULES_LOAD = "etc/modules-load.d/rbdsr.conf"
 PTH = "rbdsr.pth"
 PTH_TEXT = "/usr/lib/rbdsr\n"

@@ -6,13 +6,14 @@ not clobbered: only our hook block is taken out of it, or it is left alone."""
 import glob
 import os
 
-from rbdsr.installer import fileops, hook, lvmconf, sources, system
+from rbdsr.errors import RBDError
+from rbdsr.installer import fileops, hook, lvmconf, sources, system, udevrule
 from rbdsr.installer import layout as layoutmod
-from rbdsr.installer.context import LVM_CONFS, MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode
+from rbdsr.installer.context import MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode
 from rbdsr.installer.manifest import Manifest
 
 # hooks first (sm stops reaching our code), then configuration, then our files
-_ORDER = {"hook": 0, "lvmconf": 1, "modules-load": 2, "installed": 3}
+_ORDER = {"hook": 0, "lvmconf": 1, "udev-rule": 2, "modules-load": 3, "installed": 4}
 
 
 def undo_file(ctx, m, rel, entry):
@@ -69,6 +70,8 @@ def _undo_drifted(ctx, rel, role, cur):
     if role == "lvmconf":
         stripped = lvmconf.remove_rbd_types(text)
         if stripped != text:
+            if not _lvm_accepts(ctx, rel, encode(stripped)):
+                return False
             fileops.atomic_write(path, encode(stripped))
             ctx.say("%s changed since enable: removed just the rbd device type RBDSR added" % where)
         else:
@@ -89,6 +92,17 @@ def _undo_drifted(ctx, rel, role, cur):
         return True
     ctx.say("%s was modified since install: left as is; remove it by hand" % where)
     return False
+
+
+def _lvm_accepts(ctx, rel, data):
+    """True when LVM loads rel's directory with `data` in rel; else says why."""
+    d = os.path.dirname(rel)
+    try:
+        lvmconf.validate_files(ctx.abs(d), ctx.show(d), {os.path.basename(rel): data})
+    except RBDError as e:
+        ctx.say("%s: %s; left as is" % (ctx.show(rel), e))
+        return False
+    return True
 
 
 def _load_spec(ctx):
@@ -159,6 +173,7 @@ def disable(ctx, force=None, manifest=None):
         ctx.say("no installation recorded in %s" % m.state_dir)
     leftovers = []
     done = set()
+    rule_recorded = udevrule.RULE in m.files
     for rel, entry in sorted(m.files.items(), key=lambda kv: (_ORDER.get(kv[1]["role"], 9), kv[0])):
         if entry["role"] != "hook" and any(m.files[r]["role"] == "hook" for r in leftovers):
             # an sm file may still reach our code: keep the code it would import
@@ -176,6 +191,10 @@ def disable(ctx, force=None, manifest=None):
     if ctx.dry_run:
         ctx.say("dry run: nothing was changed")
         return 0
+    if rule_recorded and ctx.live:
+        err = udevrule.reload_now()
+        if err:
+            ctx.say("warning: udev did not reload its rules (%s)" % err)
     # /usr/lib/rbdsr is the project's own directory: its byte-code goes too
     _remove_pycache(ctx, ctx.abs(sources.INSTALL_DIR))
     dirs = list(m.dirs)
@@ -218,16 +237,21 @@ def uninstall(ctx):
     if conf is not None and [ln.strip() for ln in conf.splitlines() if ln.strip()] == ["rbd"]:
         fileops.remove(ctx.abs(MODULES_LOAD))
         ctx.say("removed %s" % ctx.show(MODULES_LOAD))
-    for rel in LVM_CONFS:
-        text = decode(fileops.read_bytes(ctx.abs(rel)))
-        if text is None:
-            continue
-        stripped = lvmconf.remove_rbd_types(text)  # only what carries RBDSR's markers
-        if stripped != text:
-            fileops.atomic_write(ctx.abs(rel), encode(stripped))
-            ctx.say("removed the rbd device type RBDSR added (marked) from %s" % ctx.show(rel))
-        elif lvmconf.has_rbd_types(text):
-            ctx.say("note: %s accepts rbd devices without RBDSR's markers: left as is" % ctx.show(rel))
+    if udevrule.in_place(ctx.root):
+        fileops.remove(ctx.abs(udevrule.RULE))
+        ctx.say("removed %s" % ctx.show(udevrule.RULE))
+    for d in lvmconf.LVM_DIRS:
+        for rel in (lvmconf.main_rel(d), lvmconf.local_rel(d)):
+            text = decode(fileops.read_bytes(ctx.abs(rel)))
+            if text is None:
+                continue
+            stripped = lvmconf.remove_rbd_types(text)  # only what carries RBDSR's markers
+            if stripped != text and _lvm_accepts(ctx, rel, encode(stripped)):
+                if not stripped.strip() and rel == lvmconf.local_rel(d):
+                    fileops.remove(ctx.abs(rel))  # nothing but our block: enable created it
+                else:
+                    fileops.atomic_write(ctx.abs(rel), encode(stripped))
+                ctx.say("removed the rbd device type RBDSR added (marked) from %s" % ctx.show(rel))
     state = Manifest(ctx.root).state_dir
     if fileops.rmtree(state):
         ctx.say("removed %s" % state)

@@ -7,13 +7,13 @@ import os
 import sys
 
 from rbdsr.errors import RBDError
-from rbdsr.installer import fileops, hook, lvmconf, sources, system
+from rbdsr.installer import fileops, hook, lvmconf, sources, system, udevrule
 from rbdsr.installer import layout as layoutmod
-from rbdsr.installer.context import (LVM_CONFS, MODULES_LOAD, PTH, PTH_TEXT, Refused, decode,
-                                     encode)
+from rbdsr.installer.context import MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode
 from rbdsr.installer.manifest import Manifest
 
-STEPS = ("state", "files", "pth", "compile", "lvm-conf", "modules-load", "modprobe", "hook", "finish")
+STEPS = ("state", "files", "pth", "compile", "udev-rule", "lvm-conf", "modules-load", "modprobe", "hook",
+         "finish")
 STOP_ENV = "RBDSR_INSTALL_STOP_AFTER"
 STOP_EXIT = 99
 
@@ -71,15 +71,31 @@ class Enabler(object):
             if err:
                 raise Refused("%s would not compile once hooked (%s); nothing was changed" % (where, err))
             self.hook_plan[rel] = new
-        for rel in LVM_CONFS:
-            text = decode(fileops.read_bytes(self.ctx.abs(rel)))
-            if text is None:
+        self.lvm_plan = {}
+        for d in lvmconf.LVM_DIRS:
+            main = lvmconf.main_rel(d)
+            if fileops.read_bytes(self.ctx.abs(main)) is None:
                 raise Refused("%s is missing (expected on an XCP-ng/XenServer host); nothing was changed"
-                              % self.ctx.show(rel))
+                              % self.ctx.show(main))
             try:
-                lvmconf.add_rbd_types(text)
+                self.lvm_plan[lvmconf.local_rel(d)] = self._plan_lvmlocal(d)
             except RBDError as e:
-                raise Refused("%s: %s; nothing was changed" % (self.ctx.show(rel), e))
+                raise Refused("%s; nothing was changed" % e)
+
+    def _plan_lvmlocal(self, d):
+        """(original, new) bytes of d's lvmlocal.conf, judged by LVM with the
+        directory's other files as they will be (an older release's marked
+        lvm.conf entry is taken out by step_lvm_conf)."""
+        rel = lvmconf.local_rel(d)
+        orig = self._original(rel, "lvmconf", fileops.read_bytes(self.ctx.abs(rel)))
+        others = {}
+        for name in sorted(os.listdir(self.ctx.abs(d))):
+            path = os.path.join(self.ctx.abs(d), name)
+            data = fileops.read_bytes(path) if name.endswith(".conf") and os.path.isfile(path) else None
+            if name != lvmconf.LOCAL and data is not None and lvmconf.added_by_us(decode(data)):
+                others[name] = encode(lvmconf.remove_rbd_types(decode(data)))
+        where = self.ctx.show(d)
+        return orig, lvmconf.plan_local(self.ctx.abs(d), where, orig, others, decode, encode)
 
     # -- helpers --------------------------------------------------------
     def _mkdirs(self, rels):
@@ -243,12 +259,42 @@ class Enabler(object):
         self.ctx.say("syntax-checked %s with %s; no .pyc written (not the running system)"
                      % (top, sys.executable))
 
+    def step_udev_rule(self):
+        self._mkdirs([os.path.dirname(udevrule.RULE)])
+        self.ensure_file(udevrule.RULE, "udev-rule", lambda orig: udevrule.TEXT.encode(),
+                         (0o644, os.getuid(), os.getgid()))
+        if self.ctx.live and not self.ctx.dry_run:
+            err = udevrule.reload_now()
+            if err:
+                self.ctx.say("warning: udev did not re-run its rules on mapped RBD devices (%s); "
+                             "the rule applies from the next map" % err)
+
+    def _lvmlocal_new(self, rel, orig):
+        planned_orig, new = self.lvm_plan[rel]
+        if orig != planned_orig:  # cannot happen in one run; never write what LVM did not see
+            raise RBDError("%s changed while enable ran; re-run enable" % self.ctx.show(rel))
+        return new
+
     def step_lvm_conf(self):
-        self.ensure_files([(rel, "lvmconf", lambda orig: encode(lvmconf.add_rbd_types(decode(orig))), None)
-                           for rel in LVM_CONFS])
-        for rel in LVM_CONFS:
-            if not self.ctx.dry_run and not lvmconf.has_rbd_types(decode(fileops.read_bytes(self.ctx.abs(rel)))):
-                raise RBDError("%s: the rbd device type is not there after writing it" % self.ctx.show(rel))
+        specs = []
+        for d in lvmconf.LVM_DIRS:
+            rel = lvmconf.local_rel(d)
+            meta = fileops.file_meta(self.ctx.abs(lvmconf.main_rel(d)))
+            specs.append((rel, "lvmconf", lambda orig, r=rel: self._lvmlocal_new(r, orig), meta))
+        self.ensure_files(specs)
+        # an older release edited lvm.conf itself: its original comes back now
+        for rel, entry in sorted(self.manifest.files.items()):
+            if entry["role"] == "lvmconf" and rel not in self.lvm_plan:
+                if self.ctx.dry_run:
+                    self.ctx.say("would restore %s (an older release changed it)" % self.ctx.show(rel))
+                else:
+                    self._retire(rel, entry)
+        if self.ctx.dry_run:
+            return
+        for d in lvmconf.LVM_DIRS:
+            _ok, problems = lvmconf.check_dir(self.ctx.abs(d), self.ctx.show(d))
+            if problems:
+                raise RBDError("after writing %s: %s" % (self.ctx.show(lvmconf.local_rel(d)), "; ".join(problems)))
 
     def step_modules_load(self):
         self._mkdirs([os.path.dirname(MODULES_LOAD)])
@@ -298,7 +344,8 @@ class Enabler(object):
             self.layout.product_version))
         for note in self.layout.notes:
             ctx.say("note: " + note)
-        for rel in list(self.layout.hook_files) + list(LVM_CONFS):
+        lvm_files = [f(d) for d in lvmconf.LVM_DIRS for f in (lvmconf.main_rel, lvmconf.local_rel)]
+        for rel in list(self.layout.hook_files) + lvm_files:
             sha = fileops.sha256(fileops.read_bytes(ctx.abs(rel)))
             ctx.say("  %s sha256 %s" % (ctx.show(rel), sha))
         step = None

@@ -31,16 +31,16 @@ def test_iscsi_attributes_have_rbd_meanings():
 
 def test_paths_are_the_stable_rbd_paths():
     t = transport()
-    assert t.device_path() == "/dev/rbdsr/rbd/tenant/sr1"
-    assert t.path == "/dev/rbdsr/rbd/tenant"
+    assert t.device_path() == "/dev/disk/by-id/rbdsr/rbd/tenant/sr1"
+    assert t.path == "/dev/disk/by-id/rbdsr/rbd/tenant"
     t2 = transport(targetIQN="rbd", SCSIid="img")
-    assert t2.device_path() == "/dev/rbdsr/rbd/-/img"
+    assert t2.device_path() == "/dev/disk/by-id/rbdsr/rbd/-/img"
 
 
 def test_without_image_nothing_to_map():
     t = transport(SCSIid=None)
     assert t.cfg.image is None
-    assert t.path == "/dev/rbdsr/rbd/tenant"
+    assert t.path == "/dev/disk/by-id/rbdsr/rbd/tenant"
     assert t.attached is False
     t.attach("sr")  # no image (a probe): nothing to map, no error
     t.detach("sr")

@@ -60,9 +60,9 @@ def test_names_that_cannot_be_mapped(pool, ns, image, snap):
 
 
 def test_stable_path_layout_is_unambiguous():
-    assert krbd.stable_path(krbd.ImageId("f", "rbd", "", "vm1")) == "/dev/rbdsr/rbd/-/vm1"
-    assert krbd.stable_path(krbd.ImageId("f", "rbd", "ns", "vm1")) == "/dev/rbdsr/rbd/ns/vm1"
-    assert krbd.stable_path(krbd.ImageId("f", "rbd", "", "vm1", "s")) == "/dev/rbdsr/rbd/-/vm1@s"
+    assert krbd.stable_path(krbd.ImageId("f", "rbd", "", "vm1")) == "/dev/disk/by-id/rbdsr/rbd/-/vm1"
+    assert krbd.stable_path(krbd.ImageId("f", "rbd", "ns", "vm1")) == "/dev/disk/by-id/rbdsr/rbd/ns/vm1"
+    assert krbd.stable_path(krbd.ImageId("f", "rbd", "", "vm1", "s")) == "/dev/disk/by-id/rbdsr/rbd/-/vm1@s"
     # The fsid is not part of the path: every host of a pool gets the same one.
     assert krbd.stable_path(krbd.ImageId("a", "p", "", "i")) == krbd.stable_path(krbd.ImageId("b", "p", "", "i"))
 

@@ -66,7 +66,7 @@ def test_map_with_keyring_and_unmap(ceph, images):
     st = os.stat(dev.dev_path)
     assert stat.S_ISBLK(st.st_mode)
     assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == sysfs.block_devnum(dev.dev_id)
-    assert dev.stable_path == "/dev/rbdsr/%s/-/krbd-basic" % ceph.pool
+    assert dev.stable_path == "/dev/disk/by-id/rbdsr/%s/-/krbd-basic" % ceph.pool
     assert os.path.realpath(dev.stable_path) == dev.dev_path
     info = [i for i in sysfs.list_mapped() if i.dev_id == dev.dev_id][0]
     assert (info.fsid, info.pool, info.namespace, info.image, info.snap) == \
