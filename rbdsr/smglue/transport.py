@@ -2,7 +2,7 @@
 (BaseISCSISR), done with a kernel RBD mapping.
 
 "Logging in" is mapping the image (shared: no exclusive lock), the "LUN path"
-is the stable device path /dev/rbdsr/<pool>/<ns or ->/<image>, "logging out"
+is the stable device path /dev/disk/by-id/rbdsr/<pool>/<ns or ->/<image>, "logging out"
 is unmapping. The attributes sm reads exist with RBD meanings: target/port =
 first monitor, targetIQN = pool[/namespace], chapuser = cephx id, localIQN a
 fixed non-empty tag (HA's generate_config reads it). The cephx key stays in
