@@ -91,8 +91,12 @@ def _out(msg):
 
 
 def run(args):
-    from rbdsr.admin import ops
+    from rbdsr.backends import librbd_available
     sr = _sr(args.sr)
+    if not librbd_available():
+        raise RBDError("rbdsr needs librbd's python bindings (python3-rados, python3-rbd) on this host:"
+                       " install them from your Ceph release's repository")
+    from rbdsr.admin import ops
     if args.command == "import":
         backend = ops.connect(sr.cfg)
         try:

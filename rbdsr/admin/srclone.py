@@ -108,7 +108,7 @@ def new_identity(dev, old_sr, new_sr, timeout=60.0, say=None, new_uuid=None):
         lvm.run("lvrename", new_vg, lv, "%s-%s" % (prefix, vdi_map[old]))
     say("%d VDI(s) renamed" % len(vdi_map))
     pairs = [(old_sr, new_sr)] + sorted(vdi_map.items())
-    for lv, (prefix, old) in sorted(lv_names.items()):
+    for prefix, old in sorted(lv_names.values()):
         if prefix == "LV":
             continue
         with _Volume(lvm, new_vg, "%s-%s" % (prefix, vdi_map[old])) as vol:

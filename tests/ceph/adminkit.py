@@ -53,7 +53,7 @@ class Pool(object):
     def set_attached(self, sr_uuid, attached):
         self.db = XenAPI.load_db(self.path)
         sref = [r for r, v in self.db["SR"].items() if v["uuid"] == sr_uuid][0]
-        for pref, p in self.db["PBD"].items():
+        for p in self.db["PBD"].values():
             if p["SR"] == sref:
                 p["currently_attached"] = attached
         self.save()
