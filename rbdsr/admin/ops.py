@@ -4,8 +4,10 @@ Every operation checks before it changes anything: the image is this SR's
 (its rbdsr.sr_uuid tag, when set, names the SR), a snapshot is this SR's (its
 name carries the SR uuid), files are whole exports in the right order. What
 an operation creates and cannot finish it removes again."""
+import contextlib
 import copy
 import errno
+import sys
 
 import rados
 import rbd
@@ -68,6 +70,24 @@ class SRImage(object):
     def ioctx(self):
         return self.backend.open_ioctx(self.pool, self.ns)
 
+    @contextlib.contextmanager
+    def session(self):
+        """An IoCtx on the SR's pool/namespace, closed after use."""
+        ioctx = self.ioctx()
+        try:
+            yield ioctx
+        finally:
+            ioctx.close()
+
+    @contextlib.contextmanager
+    def opened(self, ioctx, **kw):
+        """The image (or kw name=) opened with _open, closed after use."""
+        img = self._open(ioctx, **kw)
+        try:
+            yield img
+        finally:
+            img.close()
+
     def _open(self, ioctx, snapshot=None, read_only=True, name=None):
         name = name or self.image
         try:
@@ -97,35 +117,29 @@ class SRImage(object):
 
     def snapshots(self, ioctx=None, all_names=False):
         """This SR's snapshots (all of the image's with all_names), oldest first."""
-        own = ioctx is None
-        ioctx = ioctx or self.ioctx()
-        try:
-            img = self._open(ioctx)
-            try:
-                out = []
-                for s in _rbd("listing snapshots of %s" % self.path, lambda: list(img.list_snaps())):
-                    if not all_names and not names.belongs(s["name"], self.sr_uuid):
-                        continue
-                    protected = _rbd("reading snapshot %s" % s["name"], img.is_protected_snap, s["name"])
-                    children = []
-                    if protected:
-                        img.set_snap(s["name"])
-                        try:
-                            children = sorted(image_path(c["pool"], c["pool_namespace"], c["image"])
-                                              for c in _rbd("listing clones", lambda: list(img.list_children2())))
-                        finally:
-                            img.set_snap(None)
+        if ioctx is None:
+            with self.session() as ioctx:
+                return self.snapshots(ioctx, all_names)
+        out = []
+        with self.opened(ioctx) as img:
+            for s in _rbd("listing snapshots of %s" % self.path, lambda: list(img.list_snaps())):
+                if not all_names and not names.belongs(s["name"], self.sr_uuid):
+                    continue
+                protected = _rbd("reading snapshot %s" % s["name"], img.is_protected_snap, s["name"])
+                children = []
+                if protected:
+                    img.set_snap(s["name"])
                     try:
-                        when = img.get_snap_timestamp(s["id"])
-                    except (rbd.Error, AttributeError):
-                        when = None
-                    out.append(SnapInfo(s["name"], s["id"], s["size"], protected, children, when))
-                return sorted(out, key=lambda s: s.id)
-            finally:
-                img.close()
-        finally:
-            if own:
-                ioctx.close()
+                        children = sorted(image_path(c["pool"], c["pool_namespace"], c["image"])
+                                          for c in _rbd("listing clones", lambda: list(img.list_children2())))
+                    finally:
+                        img.set_snap(None)
+                try:
+                    when = img.get_snap_timestamp(s["id"])
+                except (rbd.Error, AttributeError):
+                    when = None
+                out.append(SnapInfo(s["name"], s["id"], s["size"], protected, children, when))
+        return sorted(out, key=lambda s: s.id)
 
     def _snap(self, name, ioctx=None):
         self._ours(name)
@@ -141,10 +155,8 @@ class SRImage(object):
             raise ConfigError("--keep must be at least 1")
         name = names.make(self.sr_uuid, label)
         self.check_owner()
-        ioctx = self.ioctx()
-        try:
-            img = self._open(ioctx, read_only=False)
-            try:
+        with self.session() as ioctx:
+            with self.opened(ioctx, read_only=False) as img:
                 try:
                     img.create_snap(name)
                 except rbd.ImageExists:
@@ -152,11 +164,7 @@ class SRImage(object):
                                       " or give another --name" % name)
                 except (rbd.Error, rados.Error) as e:
                     raise map_rados_error(e, "creating snapshot %s of %s" % (name, self.path))
-            finally:
-                img.close()
             removed = self.retain(keep, ioctx) if keep else []
-        finally:
-            ioctx.close()
         return name, removed
 
     def retain(self, keep, ioctx=None):
@@ -166,11 +174,8 @@ class SRImage(object):
             raise ConfigError("--keep must be at least 1")
         if ioctx is None:
             self.check_owner()
-            ioctx = self.ioctx()
-            try:
+            with self.session() as ioctx:
                 return self.retain(keep, ioctx)
-            finally:
-                ioctx.close()
         snaps = self.snapshots(ioctx)
         removed = []
         for s in snaps[:max(0, len(snaps) - keep)]:
@@ -183,84 +188,65 @@ class SRImage(object):
 
     def remove_snapshot(self, name):
         self.check_owner()
-        ioctx = self.ioctx()
-        try:
+        with self.session() as ioctx:
             s = self._snap(name, ioctx)
             if s.children:
                 raise InUseError("snapshot %s has clones (%s): flatten or remove them first"
                                  % (name, ", ".join(s.children)))
             self._remove(s, ioctx)
-        finally:
-            ioctx.close()
 
     def _remove(self, s, ioctx):
-        img = self._open(ioctx, read_only=False)
-        try:
+        with self.opened(ioctx, read_only=False) as img:
             if s.protected:
                 _rbd("unprotecting snapshot %s" % s.name, img.unprotect_snap, s.name)
             _rbd("removing snapshot %s" % s.name, img.remove_snap, s.name)
-        finally:
-            img.close()
 
     def say(self, msg):
         if not self.quiet:
-            import sys
             sys.stderr.write(msg + "\n")
             sys.stderr.flush()
 
     # -- export -------------------------------------------------------------
     def export(self, snap, path, since=None, force=False):
         """Full (`rbd import --export-format 2`) or incremental (`rbd import-diff`)
-        export of snapshot `snap` to path, with path.sha256 beside it."""
+        export of snapshot `snap` to path, with path.sha256 beside it.
+        Returns (bytes written, sha256)."""
         self.check_owner()
-        ioctx = self.ioctx()
-        try:
+        with self.session() as ioctx:
             to = self._snap(snap, ioctx)
-            if since is not None:
-                frm = self._snap(since, ioctx)
-                if frm.id >= to.id:
-                    raise ConfigError("--since %s is not older than %s: an incremental export goes from an"
-                                      " older snapshot to a newer one" % (since, snap))
-            img = self._open(ioctx, snapshot=snap)
-            try:
-                size = img.size()
-                extents = []
-                _rbd("listing the allocated extents of %s@%s" % (self.path, snap), img.diff_iterate,
-                     0, size, since, lambda off, length, exists: extents.append((off, length, exists)))
-                total = sum(length for off, length, exists in extents) or 1
-                kind = "incremental" if since else "full"
-                prog = Progress("export %s %s" % (kind, snap), total, quiet=self.quiet)
-                with sidecar.ExportFile(path, force=force) as out:
-                    if since is None:
-                        st = img.stat()
-                        rbdformat.write_image_header(out, st["order"], LAYERING, img.stripe_unit(),
-                                                     img.stripe_count())
-                        w = rbdformat.DiffWriter(out, 2)
-                    else:
-                        w = rbdformat.DiffWriter(out, 1)
-                    w.start(since, snap, size)
-                    done = 0
-                    for off, length, exists in extents:
-                        end = off + length
-                        pos = off
-                        while pos < end:
-                            n = min(rbdformat.CHUNK, end - pos)
-                            data = _rbd("reading %s@%s" % (self.path, snap), img.read, pos, n) if exists else None
-                            if data is None or data == ZERO[:n]:
-                                if since is not None:  # a full export starts from zeros: nothing to say
-                                    w.zero(pos, n)
-                            else:
-                                w.data(pos, data)
-                            pos += n
-                            done += n
-                            prog.update(done)
-                    w.end()
-                prog.done("%s (%d bytes), %s%s" % (path, out.count, path, sidecar.SUFFIX))
-                return out.count, out.hexdigest()
-            finally:
-                img.close()
-        finally:
-            ioctx.close()
+            if since is not None and self._snap(since, ioctx).id >= to.id:
+                raise ConfigError("--since %s is not older than %s: an incremental export goes from an"
+                                  " older snapshot to a newer one" % (since, snap))
+            with self.opened(ioctx, snapshot=snap) as img:
+                return self._export(img, snap, path, since, force)
+
+    def _export(self, img, snap, path, since, force):
+        size = img.size()
+        extents = []
+        _rbd("listing the allocated extents of %s@%s" % (self.path, snap), img.diff_iterate,
+             0, size, since, lambda off, length, exists: extents.append((off, length, exists)))
+        prog = Progress("export %s %s" % ("incremental" if since else "full", snap),
+                        sum(e[1] for e in extents), quiet=self.quiet)
+        with sidecar.ExportFile(path, force=force) as out:
+            if since is None:
+                rbdformat.write_image_header(out, img.stat()["order"], LAYERING, img.stripe_unit(),
+                                             img.stripe_count())
+            w = rbdformat.DiffWriter(out, 1 if since else 2)
+            w.start(since, snap, size)
+            done = 0
+            for off, length, exists in extents:
+                for pos in range(off, off + length, rbdformat.CHUNK):
+                    n = min(rbdformat.CHUNK, off + length - pos)
+                    data = _rbd("reading %s@%s" % (self.path, snap), img.read, pos, n) if exists else None
+                    if data is not None and data != ZERO[:n]:
+                        w.data(pos, data)
+                    elif since is not None:  # a full export starts from zeros: nothing to say
+                        w.zero(pos, n)
+                    done += n
+                    prog.update(done)
+            w.end()
+        prog.done("%s (%d bytes), %s%s" % (path, out.count, path, sidecar.SUFFIX))
+        return out.count, out.hexdigest()
 
     # -- restore / clone / flatten ------------------------------------------
     def restore(self, snap, sr_info):
@@ -275,61 +261,43 @@ class SRImage(object):
         if watchers:
             raise InUseError("image %s is still open by %s (a host that maps it, or another client): unmap it"
                              " there before restore; nothing was changed" % (self.path, ", ".join(watchers)))
-        ioctx = self.ioctx()
-        try:
+        with self.session() as ioctx:
             self._snap(snap, ioctx)
-            img = self._open(ioctx, read_only=False)
-            try:
+            with self.opened(ioctx, read_only=False) as img:
                 prog = Progress("restore %s" % snap, 100, quiet=self.quiet)
                 _rbd("rolling %s back to %s" % (self.path, snap), img.rollback_to_snap, snap)
                 prog.done()
-            finally:
-                img.close()
-        finally:
-            ioctx.close()
 
     def clone(self, snap, new_image, new_sr_uuid):
         """Protect snap (if needed) and make new_image a layering clone of it,
         tagged as SR new_sr_uuid's. Returns True when this call protected snap."""
         validate_name("image", new_image, "--image")
         self.check_owner()
-        ioctx = self.ioctx()
-        try:
+        with self.session() as ioctx:
             s = self._snap(snap, ioctx)
             if _exists(ioctx, new_image):
                 raise ConfigError("image %s already exists: choose another --image"
                                   % image_path(self.pool, self.ns, new_image))
             protected_now = False
             if not s.protected:
-                img = self._open(ioctx, read_only=False)
-                try:
+                with self.opened(ioctx, read_only=False) as img:
                     _rbd("protecting snapshot %s" % snap, img.protect_snap, snap)
                     protected_now = True
-                finally:
-                    img.close()
             try:
                 _rbd("cloning %s@%s" % (self.path, snap), rbd.RBD().clone, ioctx, self.image, snap, ioctx,
                      new_image, features=LAYERING)
-                child = self._open(ioctx, read_only=False, name=new_image)
-                try:
+                with self.opened(ioctx, read_only=False, name=new_image) as child:
                     _rbd("tagging the clone", child.metadata_set, OWNER_META_KEY, new_sr_uuid)
                     _rbd("tagging the clone", child.metadata_set, CLONE_OF_META_KEY,
                          "%s@%s" % (self.sr_uuid, snap))
-                finally:
-                    child.close()
             except BaseException:
                 self._drop_clone(ioctx, new_image, snap if protected_now else None)
                 raise
             return protected_now
-        finally:
-            ioctx.close()
 
     def drop_clone(self, new_image, unprotect_snap=None):
-        ioctx = self.ioctx()
-        try:
+        with self.session() as ioctx:
             self._drop_clone(ioctx, new_image, unprotect_snap)
-        finally:
-            ioctx.close()
 
     def _drop_clone(self, ioctx, new_image, unprotect_snap):
         """Undo clone(): remove the clone we made and unprotect what we protected."""
@@ -337,11 +305,8 @@ class SRImage(object):
             if _exists(ioctx, new_image):
                 rbd.RBD().remove(ioctx, new_image)
             if unprotect_snap:
-                img = self._open(ioctx, read_only=False)
-                try:
+                with self.opened(ioctx, read_only=False) as img:
                     img.unprotect_snap(unprotect_snap)
-                finally:
-                    img.close()
         except (rbd.Error, rados.Error, RBDError) as e:
             self.say("warning: could not undo the clone %s completely (%s): remove it with"
                      " `rbd rm %s`" % (new_image, e, image_path(self.pool, self.ns, new_image)))
@@ -349,10 +314,8 @@ class SRImage(object):
     def flatten(self):
         """Copy the parent's data into this (clone) image so it stands alone."""
         self.check_owner()
-        ioctx = self.ioctx()
-        try:
-            img = self._open(ioctx, read_only=False)
-            try:
+        with self.session() as ioctx:
+            with self.opened(ioctx, read_only=False) as img:
                 try:
                     parent = img.get_parent_image_spec()
                 except rbd.ImageNotFound:
@@ -366,10 +329,6 @@ class SRImage(object):
                     raise map_rados_error(e, "flattening %s" % self.path)
                 prog.done()
                 return "%s@%s" % (parent["image_name"], parent["snap_name"])
-            finally:
-                img.close()
-        finally:
-            ioctx.close()
 
 
 def _exists(ioctx, name):
@@ -461,7 +420,9 @@ def import_chain(backend, pool, namespace, new_image, paths, verify=True, quiet=
             finally:
                 img.close()
         except BaseException:
-            _remove_new_image(ioctx, new_image)
+            leftover = _remove_new_image(ioctx, new_image)
+            if leftover:
+                sys.stderr.write("rbdsr: %s\n" % leftover)
             raise
     finally:
         ioctx.close()
@@ -497,7 +458,7 @@ def _apply_file(img, c, prog, base, dest):
 
 
 def _remove_new_image(ioctx, name):
-    """Remove an image this run created (its snapshots first)."""
+    """Remove an image this run created (its snapshots first); None, or what is left and why."""
     try:
         img = rbd.Image(ioctx, name)
         try:
@@ -510,5 +471,6 @@ def _remove_new_image(ioctx, name):
         pass
     except (rbd.Error, rados.Error) as e:
         code = getattr(e, "errno", None)
-        raise RBDError("the half-imported image %s could not be removed (errno %s): remove it with rbd rm"
-                       % (name, abs(code) if isinstance(code, int) else errno.EIO))
+        return ("the half-imported image %s could not be removed (errno %s): remove it with rbd rm"
+                % (name, abs(code) if isinstance(code, int) else errno.EIO))
+    return None

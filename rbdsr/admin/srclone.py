@@ -93,9 +93,13 @@ def new_identity(dev, old_sr, new_sr, timeout=60.0, say=None, new_uuid=None):
     if found != old_vg:
         raise CloneError("the clone's device %s holds %s, not the SR's VG %s: refusing to rename it"
                          % (dev, found or "no volume group", old_vg))
-    lvm.run("pvchange", "--yes", "--uuid", os.path.realpath(dev))
-    lvm.run("vgchange", "--uuid", old_vg)
-    lvm.run("vgrename", old_vg, new_vg)
+    # vgimportclone (lvm2 >= 2.02.152 has it in C, as dom0's 2.02.180 does) gives the PV and VG
+    # new uuids and the new name without asking whether LVs are active: the parent's identical
+    # dm uuids, when it is attached here, would make vgchange --uuid refuse
+    lvm.run("vgimportclone", "--basevgname", new_vg, os.path.realpath(dev))
+    found = lvm.vg_of_device()
+    if found != new_vg:
+        raise CloneError("vgimportclone named the clone's VG %s, not %s" % (found, new_vg))
     say("volume group %s -> %s (new PV and VG uuids)" % (old_vg, new_vg))
     vdi_map = {}
     lv_names = {}
