@@ -1,6 +1,8 @@
 """Parent references inside VHD and QCOW2 volumes, renamed with their SR.
 
-An LVHD snapshot child names its parent by path, /dev/VG_XenStorage-<sr>/VHD-<vdi>:
+An LVHD snapshot child names its parent by path, /dev/VG_XenStorage-<sr>/VHD-<vdi>
+or its device-mapper spelling /dev/mapper/VG_XenStorage--<sr>-VHD--<vdi> (what vhd-util
+stores when given an LVM path; sm's extractUuid reads both):
 in a VHD, in the dynamic header's parent name (UTF-16BE) and its parent
 locators (UTF-16LE for W2ku/W2ru, UTF-8 for MacX), with a header checksum; in
 a QCOW2, in the backing file name. A cloned SR gets new SR and VDI uuids, so
@@ -28,8 +30,11 @@ class VolumeError(RBDError):
 
 def _swap(data, pairs, encodings):
     for old, new in pairs:
-        for enc in encodings:
-            data = data.replace(old.encode(enc), new.encode(enc))
+        # vhd-util may store the parent as its device-mapper name, where every '-'
+        # of the VG and LV names is doubled (/dev/mapper/VG_XenStorage--<sr>-VHD--<vdi>)
+        for o, n in ((old, new), (old.replace("-", "--"), new.replace("-", "--"))):
+            for enc in encodings:
+                data = data.replace(o.encode(enc), n.encode(enc))
     return data
 
 

@@ -6,8 +6,6 @@ import subprocess
 import sys
 import uuid
 
-import rbd
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 XAPI_DIR = os.path.join(ROOT, "tests", "fakesm", "xapi")
 sys.path.insert(0, XAPI_DIR)
@@ -72,6 +70,7 @@ def rbdsr(pool, *args, **kw):
 
 def state(client, pool):
     """{image: (size, metadata, [(snap, protected)])} of a pool."""
+    import rbd
     out = {}
     with client.open_ioctx(pool) as io:
         for name in sorted(rbd.RBD().list(io)):
@@ -82,6 +81,7 @@ def state(client, pool):
 
 
 def read_all(client, pool, image, snap=None):
+    import rbd
     with client.open_ioctx(pool) as io:
         with rbd.Image(io, image, snapshot=snap, read_only=True) as img:
             return img.read(0, img.size())

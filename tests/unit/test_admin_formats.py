@@ -150,6 +150,15 @@ def test_vhd_parent_references_renamed():
     assert struct.unpack(">I", h[36:40])[0] == vhdparent.vhd_checksum(h)
 
 
+def test_vhd_parent_in_device_mapper_spelling_renamed():
+    def dm(sr, vdi):
+        return "/dev/mapper/VG_XenStorage--%s-VHD--%s" % (sr.replace("-", "--"), vdi.replace("-", "--"))
+    buf = _vhd_child(dm(SR, V1))
+    assert vhdparent.rewrite_vhd(*_rw(buf), pairs=[(SR, SR2), (V1, V1N)])
+    assert dm(SR2, V1N).encode("utf-16-le") in bytes(buf) and SR.replace("-", "--").encode() not in bytes(buf)
+    assert dm(SR, V1).encode("utf-16-le") not in bytes(buf)
+
+
 def test_vhd_with_bad_checksum_left_alone():
     buf = _vhd_child("/dev/VG_XenStorage-%s/VHD-%s" % (SR, V1))
     buf[600] ^= 1

@@ -293,8 +293,14 @@ def test_clone_keeps_a_real_vhd_chain(golden, ceph):
         q = subprocess.run([VHD_UTIL, "query", "-n", "/dev/%s/%s" % (new_vg, n), "-p"], stdout=subprocess.PIPE,
                            universal_newlines=True, timeout=60)
         parents[n] = q.stdout.strip()
-    linked = [(n, p) for n, p in parents.items() if p.startswith("/dev/")]
-    assert len(linked) == 1, parents
-    n, p = linked[0]
-    assert p.startswith("/dev/%s/VHD-" % new_vg) and p.split("/")[-1] in vhds, parents
-    subprocess.run([VHD_UTIL, "check", "-n", "/dev/%s/%s" % (new_vg, n)], check=True, timeout=60)
+    # vhd-util stored the parent by its device-mapper name (dashes doubled); the fixture's
+    # hand-made child names its parent by the /dev/VG/LV path: both now point into the new VG
+    linked = dict((n, p) for n, p in parents.items() if p.startswith("/dev/"))
+    assert len(linked) == 2, parents
+    real = [n for n, p in linked.items() if p.startswith("/dev/mapper/")]
+    assert len(real) == 1, parents
+    for p in linked.values():
+        plain = p.replace("--", "-")
+        assert new in plain and sr.uuid not in plain, parents
+        assert any(plain.endswith(v) for v in vhds), parents
+    subprocess.run([VHD_UTIL, "check", "-n", "/dev/%s/%s" % (new_vg, real[0])], check=True, timeout=60)
