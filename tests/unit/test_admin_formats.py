@@ -8,6 +8,7 @@ import pytest
 
 from rbdsr.admin import mgt, names, rbdformat, vhdparent
 from rbdsr.errors import ConfigError
+from tests import lvhdshapes
 
 SR = "11111111-2222-3333-4444-555555555555"
 SR2 = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -86,18 +87,8 @@ def test_damaged_streams_refused(data, fragment):
     assert fragment in str(e.value)
 
 
-def _mgt(sr, vdis):
-    head = ("XSSM:%-10d:1:2" % (512 * (4 + 2 * len(vdis)))).encode().ljust(512)
-    s1 = ('<?xml version="1.0" ?><uuid>%s</uuid><allocation>thick</allocation>' % sr).encode().ljust(512)
-    body = head + s1 + b"<name_label>x</name_label>".ljust(512) + b"".ljust(512)
-    for v in vdis:
-        body += b"<vdi><name_label>d</name_label>".ljust(512)
-        body += ("<uuid>%s</uuid><snapshot_of>%s</snapshot_of></vdi>" % (v, v)).encode().ljust(512)
-    return body
-
-
 def test_mgt_renumbered_in_place():
-    data = _mgt(SR, [V1])
+    data = lvhdshapes.mgt_volume(SR, [V1])
     assert mgt.used_length(data) == len(data)
     new = mgt.renumber(data, SR, SR2, {V1: V1N})
     assert len(new) == len(data) and SR.encode() not in new and V1.encode() not in new
@@ -106,27 +97,6 @@ def test_mgt_renumbered_in_place():
         mgt.renumber(data, SR2, SR, {})
     with pytest.raises(mgt.MetadataError):
         mgt.used_length(b"\0" * 512)
-
-
-def _vhd_child(parent_path):
-    """A differencing VHD's first bytes: footer copy, dynamic header, two locators."""
-    buf = bytearray(8192)
-    buf[0:8] = b"conectix"
-    struct.pack_into(">Q", buf, 16, 512)
-    struct.pack_into(">I", buf, 60, 4)
-    h = bytearray(1024)
-    h[0:8] = b"cxsparse"
-    name = parent_path.encode("utf-16-be")
-    h[64:64 + len(name)] = name
-    w2ku = parent_path.encode("utf-16-le")
-    macx = ("file://" + parent_path).encode()
-    struct.pack_into(">IIIIQ", h, 576, 0x57326B75, 1, len(w2ku), 0, 2048)
-    struct.pack_into(">IIIIQ", h, 600, 0x4D616358, 1, len(macx), 0, 2560)
-    struct.pack_into(">I", h, 36, vhdparent.vhd_checksum(bytes(h)))
-    buf[512:1536] = h
-    buf[2048:2048 + len(w2ku)] = w2ku
-    buf[2560:2560 + len(macx)] = macx
-    return buf
 
 
 def _rw(buf):
@@ -141,7 +111,7 @@ def _rw(buf):
 def test_vhd_parent_references_renamed():
     old = "/dev/VG_XenStorage-%s/VHD-%s" % (SR, V1)
     new = "/dev/VG_XenStorage-%s/VHD-%s" % (SR2, V1N)
-    buf = _vhd_child(old)
+    buf = lvhdshapes.vhd_child_head(old)
     assert vhdparent.rewrite_vhd(*_rw(buf), pairs=[(SR, SR2), (V1, V1N)])
     assert bytes(buf[512 + 64:512 + 576]).startswith(new.encode("utf-16-be"))
     assert new.encode("utf-16-le") in bytes(buf) and ("file://" + new).encode() in bytes(buf)
@@ -153,14 +123,14 @@ def test_vhd_parent_references_renamed():
 def test_vhd_parent_in_device_mapper_spelling_renamed():
     def dm(sr, vdi):
         return "/dev/mapper/VG_XenStorage--%s-VHD--%s" % (sr.replace("-", "--"), vdi.replace("-", "--"))
-    buf = _vhd_child(dm(SR, V1))
+    buf = lvhdshapes.vhd_child_head(dm(SR, V1))
     assert vhdparent.rewrite_vhd(*_rw(buf), pairs=[(SR, SR2), (V1, V1N)])
     assert dm(SR2, V1N).encode("utf-16-le") in bytes(buf) and SR.replace("-", "--").encode() not in bytes(buf)
     assert dm(SR, V1).encode("utf-16-le") not in bytes(buf)
 
 
 def test_vhd_with_bad_checksum_left_alone():
-    buf = _vhd_child("/dev/VG_XenStorage-%s/VHD-%s" % (SR, V1))
+    buf = lvhdshapes.vhd_child_head("/dev/VG_XenStorage-%s/VHD-%s" % (SR, V1))
     buf[600] ^= 1
     before = bytes(buf)
     with pytest.raises(vhdparent.VolumeError):
