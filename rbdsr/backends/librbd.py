@@ -126,6 +126,11 @@ class LibrbdBackend(Backend):
             ioctx.set_namespace(namespace)
         return ioctx
 
+    def open_ioctx(self, pool, namespace=""):
+        """An IoCtx on pool/namespace for callers that drive librbd themselves
+        (the admin command); the caller closes it."""
+        return self._ioctx(pool, namespace)
+
     def _image(self, ioctx, pool, namespace, name, read_only=True):
         self.check_names(pool, namespace, name)
         try:

@@ -233,6 +233,11 @@ def uninstall(ctx):
             if fileops.read_bytes(pth) == PTH_TEXT.encode():
                 fileops.remove(pth)
                 ctx.say("removed %s" % ctx.show(os.path.relpath(pth, ctx.root)))
+    for _src, rel in sources.COMMANDS:
+        data = fileops.read_bytes(ctx.abs(rel))
+        if data is not None and sources.COMMAND_MARK in data:
+            fileops.remove(ctx.abs(rel))
+            ctx.say("removed %s" % ctx.show(rel))
     conf = decode(fileops.read_bytes(ctx.abs(MODULES_LOAD)))
     if conf is not None and [ln.strip() for ln in conf.splitlines() if ln.strip()] == ["rbd"]:
         fileops.remove(ctx.abs(MODULES_LOAD))

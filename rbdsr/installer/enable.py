@@ -198,6 +198,11 @@ class Enabler(object):
                 data = f.read()
             mode = 0o755 if os.stat(src).st_mode & 0o100 else 0o644
             specs.append((rel, "installed", lambda orig, d=data: d, (mode, os.getuid(), os.getgid())))
+        for rel_src, rel in sources.COMMANDS:
+            wanted.add(rel)
+            with open(os.path.join(self.ctx.source, rel_src), "rb") as f:
+                data = f.read()
+            specs.append((rel, "installed", lambda orig, d=data: d, (0o755, os.getuid(), os.getgid())))
         self._mkdirs(sorted(set(os.path.dirname(s[0]) for s in specs)))
         self.ensure_files(specs)
         # files a previous release installed and this one does not

@@ -1,6 +1,6 @@
 """What a release installs: RBDSR.py, VERSION, the install/uninstall scripts,
 patches/ and every .py of the rbdsr and lvm_helpers packages (tests excluded),
-all under /usr/lib/rbdsr."""
+all under /usr/lib/rbdsr; and the admin command /usr/sbin/rbdsr (COMMANDS)."""
 import os
 
 from rbdsr.errors import RBDError
@@ -11,8 +11,11 @@ INSTALL_DIR = "usr/lib/rbdsr"
 DOM0_SITE_PACKAGES = "usr/lib/python3.6/site-packages"
 PACKAGES = ("rbdsr", "lvm_helpers")
 SCRIPTS = ("install_rbdsr.py", "uninstall_rbdsr.py")  # installed too: check/uninstall without the release dir
+# Commands put on dom0's PATH: (file in the release, where it is installed).
+COMMANDS = (("bin/rbdsr", "usr/sbin/rbdsr"),)
+COMMAND_MARK = b"from rbdsr.admin.cli import main"  # how uninstall knows our command without a record
 REQUIRED = ("RBDSR.py", "VERSION", "rbdsr/__init__.py", "rbdsr/smglue/divert.py",
-            "patches/anchors.json")
+            "patches/anchors.json") + tuple(src for src, _dest in COMMANDS)
 
 
 def default_source():

@@ -235,8 +235,8 @@ def _write(root, rel, text, mode=0o644):
 
 def build_tree(root, layout="flat", driver_text=None):
     """A fake dom0 under root with `layout` ('flat' or 'package')."""
-    for d in ("var/lib", "usr/lib", "etc/modules-load.d", "etc/udev/rules.d", "usr/lib64/python3.6/site-packages",
-              "sys/bus"):
+    for d in ("var/lib", "usr/lib", "usr/sbin", "etc/modules-load.d", "etc/udev/rules.d",
+              "usr/lib64/python3.6/site-packages", "sys/bus"):
         os.makedirs(os.path.join(root, d))
     _write(root, "etc/xensource-inventory", _INVENTORY[layout])
     _write(root, "etc/lvm/lvm.conf", _LVM_CONF % "XenStorage")
@@ -287,6 +287,7 @@ def make_release(dest, version="1.0.0"):
         "rbdsr/test_y.py": "assert False, 'tests are not installed'\n",
         "lvm_helpers/__init__.py": "",
         "lvm_helpers/notes.txt": "not a .py: not installed\n",
+        "bin/rbdsr": "#!/usr/bin/python3\nfrom rbdsr.admin.cli import main\nmain()\n",
     }
     for rel, text in files.items():
         _write(dest, rel, text)

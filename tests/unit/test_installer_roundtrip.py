@@ -398,3 +398,16 @@ def test_disable_leaves_a_file_with_broken_markers_and_keeps_the_record(tmpdir):
     rc, out = run_cli(["disable"], root, release)
     assert rc == 0, out
     assert smtrees.diff_states(before, smtrees.tree_state(root)) == []
+
+
+def test_admin_command_installed_on_path_and_removed(tmpdir):
+    root, release = make_env(tmpdir, "flat")
+    before = smtrees.tree_state(root)
+    assert run_cli(["enable"], root, release)[0] == 0
+    path = os.path.join(root, "usr/sbin/rbdsr")
+    assert read(root, "usr/sbin/rbdsr") == read(release, "bin/rbdsr")
+    assert os.stat(path).st_mode & 0o777 == 0o755
+    assert run_cli(["check"], root, release)[0] == 0
+    assert run_cli(["disable"], root, release)[0] == 0
+    assert not os.path.exists(path)
+    assert smtrees.diff_states(before, smtrees.tree_state(root)) == []
