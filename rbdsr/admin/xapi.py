@@ -2,7 +2,8 @@
 device-config with its secret resolved, through a local XenAPI session as
 sm's own tools open one on dom0."""
 from rbdsr.admin.names import UUID_RE
-from rbdsr.config import DIVERSION_PORT, TargetConfig
+from rbdsr.config import TargetConfig
+from rbdsr.diversion import RULE, wants_rbd
 from rbdsr.errors import ConfigError, NotFoundError, RBDError
 
 SR_TYPE = "lvmoiscsi"
@@ -103,8 +104,8 @@ class Xapi(object):
         rec = self._call("reading the SR", self.x.SR.get_record, ref)
         uuid = rec["uuid"]
         if rec.get("type") != SR_TYPE:
-            raise ConfigError("SR %s is of type %s, not an RBD SR (lvmoiscsi on port %d)"
-                              % (uuid, rec.get("type"), DIVERSION_PORT))
+            raise ConfigError("SR %s is of type %s, not an RBD SR (lvmoiscsi with %s)"
+                              % (uuid, rec.get("type"), RULE))
         pbds = []
         dconf = None
         for pref in self._call("listing the SR's PBDs", self.x.SR.get_PBDs, ref):
@@ -120,9 +121,9 @@ class Xapi(object):
                 dconf = dict(prec.get("device_config") or {})
         if dconf is None:
             raise ConfigError("SR %s has no PBD: no device-config to reach its image" % uuid)
-        if dconf.get("port", "").strip() != str(DIVERSION_PORT) and dconf.get("rbd") != "true":
-            raise ConfigError("SR %s is a plain iSCSI SR (port %s), not an RBD SR"
-                              % (uuid, dconf.get("port")))
+        if not wants_rbd(dconf):
+            raise ConfigError("SR %s is a plain iSCSI SR (port %s), not an RBD SR (%s)"
+                              % (uuid, dconf.get("port"), RULE))
         cfg = TargetConfig.from_dconf(dconf, secret_reader=self.read_secret)
         if not cfg.image:
             raise ConfigError("SR %s has no SCSIid (image) in its device-config" % uuid)

@@ -40,9 +40,7 @@ WIPE_BYTES = 1 << 20
 _PROBE_POOL = "rbdsr-probe"
 
 CAPABILITIES = shim.CAPABILITIES
-CONFIGURATION = [list(kv) for kv in getattr(rbd_config, "CONFIG_KEYS", [])] or [
-    ["target", "Ceph monitor(s)"], ["port", "6789"], ["targetIQN", "pool"], ["SCSIid", "image"],
-    ["chapuser", "cephx id"], ["chappassword", "cephx key"]]
+CONFIGURATION = [list(kv) for kv in rbd_config.CONFIG_KEYS]
 
 DRIVER_INFO = {
     "name": "RBDSR",
