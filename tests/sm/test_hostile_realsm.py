@@ -25,7 +25,6 @@ import rbd
 
 import driverharness as h
 import hostile
-import smdom0
 from tests.ceph import backendkit as kit
 from tests.unit import smtrees
 

@@ -189,6 +189,12 @@ class _XenAPI(object):
             setattr(self, c, _Class(c))
         self.session = _SessionCalls()
 
+    def login_with_password(self, uname, pwd, version=None, originator=None):
+        """xapi_local() over XAPI's unix socket: root logs in without a password."""
+        if uname != "root":
+            raise Failure(["SESSION_AUTHENTICATION_FAILED", uname, "Authentication failure"])
+        return "OpaqueRef:session-local-root"
+
 
 class _SessionCalls(object):
     def logout(self):
