@@ -25,8 +25,8 @@ SECRET_FIELDS = ("chappassword",)
 _MIN_SECRET_LEN = 8
 # commands that act on no existing SR (sm makes up a uuid for the probe)
 _NO_SR = ("sr_probe", "sr_get_driver_info")
-# commands whose VDI sm builds without a vdi_uuid (it generates one)
-_NEW_VDI = ("vdi_create",)
+# commands that name no existing VDI by vdi_uuid (sm generates one; introduce gives new_uuid)
+_NEW_VDI = ("vdi_create", "vdi_introduce")
 # size arguments: command -> (index in args, sm key when wrong)
 _SIZES = {"sr_create": (0, "InvalidArg"), "vdi_create": (0, "VDISize"), "vdi_resize": (0, "VDISize"),
           "vdi_resize_online": (0, "VDISize")}
@@ -117,6 +117,8 @@ def check_call(method, params):
                 continue
             if not is_uuid(value):
                 raise ConfigError("%s is %s, not a uuid" % (field, _what(value)))
+        if method == "vdi_introduce" and not is_uuid(params.get("new_uuid")):
+            raise ConfigError("new_uuid is %s, not a uuid" % _what(params.get("new_uuid")))
     args = params.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise ConfigError("the call's args are not a list of strings")

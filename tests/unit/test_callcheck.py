@@ -31,6 +31,7 @@ def call(command, **changes):
     ("sr_create", {"args": [str(1 << 40)]}), ("vdi_create", {"vdi_uuid": None, "vdi_location": None,
                                                           "args": ["1073741824", "d", "", "", "false", "", "",
                                                                    "false"]}),
+    ("vdi_introduce", {"vdi_uuid": None, "new_uuid": VDI}),
     ("vdi_resize", {"args": ["2147483648"]}), ("vdi_attach_from_config", {"vdi_location": None,
                                                                           "session_ref": None}),
 ])
@@ -52,6 +53,7 @@ def test_sm_from_uuid_nop_passes():
     ("vdi_delete", "vdi_delete", {"vdi_uuid": "x" * 10240}, "InvalidArg"),
     ("vdi_delete", "vdi_delete", {"vdi_location": "../" + VDI}, "InvalidArg"),
     ("vdi_delete", "vdi_delete", {"vdi_uuid": None}, "InvalidArg"),
+    ("vdi_introduce", "vdi_introduce", {"vdi_uuid": None, "new_uuid": "../x"}, "InvalidArg"),
     ("sr_create", "sr_create", {"args": ["-1"]}, "InvalidArg"),
     ("sr_create", "sr_create", {"args": ["1e12"]}, "InvalidArg"),
     ("sr_create", "sr_create", {"args": [str(1 << 51)]}, "InvalidArg"),
