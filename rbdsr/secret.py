@@ -8,7 +8,9 @@ object) so `rbdsr.proc` can refuse to put one on a command line.
 """
 import base64
 import binascii
+import os
 import re
+import stat
 import struct
 import weakref
 
@@ -137,10 +139,21 @@ def read_keyring(path, entity):
     Errors name the path and entity, never file content.
     """
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO would block open() for ever; only a regular file is read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (IOError, OSError) as e:
+        raise ConfigError("cannot read keyring %s: %s" % (path, e.strerror or e.__class__.__name__))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError("keyring %s is not a regular file" % path)
+        with os.fdopen(fd, "rb") as f:
+            fd = None
             data = f.read(_MAX_KEYRING_BYTES + 1)
     except (IOError, OSError) as e:
         raise ConfigError("cannot read keyring %s: %s" % (path, e.strerror or e.__class__.__name__))
+    finally:
+        if fd is not None:
+            os.close(fd)
     if len(data) > _MAX_KEYRING_BYTES:
         raise ConfigError("keyring %s is too big to be a keyring" % path)
     try:

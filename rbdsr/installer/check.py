@@ -5,7 +5,7 @@ classic failure is an sm update restoring the stock LVMoISCSISR.py / LVHDoISCSIS
 import os
 
 from rbdsr.errors import RBDError
-from rbdsr.installer import fileops, hook, lvmconf, sources, system, udevrule
+from rbdsr.installer import fileops, hook, lvmconf, sources, sweep, system, udevrule
 from rbdsr.installer import layout as layoutmod
 from rbdsr.installer.context import MODULES_LOAD, decode
 from rbdsr.installer.manifest import Manifest
@@ -77,6 +77,10 @@ def collect(ctx, ceph=False, target=None, timeout=3.0):
         r.ok.append("%d installed files match the manifest"
                     % sum(1 for e in m.files.values() if e["role"] == "installed"))
     _check_importable(ctx, lay, r)
+    temps = sweep.leftovers(ctx, m, spec)
+    if temps:
+        r.problems.append("temp files left by an interrupted install_rbdsr.py run: %s — run install_rbdsr.py "
+                          "enable (or disable) to remove them" % ", ".join(ctx.show(t) for t in temps))
     _check_lvm(ctx, r)
     conf = decode(fileops.read_bytes(ctx.abs(MODULES_LOAD))) or ""
     if "rbd" in [ln.strip() for ln in conf.splitlines()]:

@@ -14,7 +14,8 @@ EXIT_HELP = """exit codes:
   1  not installed, incomplete or drifted (check/status), or something was left
      in place (disable/uninstall; the output says what)
   2  usage error, or refused: unknown sm layout, hook anchor not found exactly
-     once, RBD devices still mapped, or a failure (the host is left as it was)
+     once, RBD devices still mapped, a genuine iSCSI SR on port 6789, or a
+     failure (the host is left as it was)
 """
 
 COMMANDS = {
@@ -40,7 +41,8 @@ def _common(p):
                    help="treat DIR as the filesystem root (tests, image preparation); default /")
     p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     p.add_argument("--force", action="store_true",
-                   help="disable/uninstall even while RBD devices are mapped on this host")
+                   help="disable/uninstall even while RBD devices are mapped on this host; enable: "
+                   "replace an installed release's files even then")
     p.add_argument("--source", metavar="DIR", default=None,
                    help="release directory to install from (default: the one holding this script)")
 
@@ -67,6 +69,9 @@ def build_parser(prog, with_command=True):
                        help="monitors for --ceph, 'host[:port],...' (default: mon_host of /etc/ceph/ceph.conf)")
         p.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
                        help="per-monitor connect timeout for --ceph (default 3)")
+        p.add_argument("--allow-iscsi-on-6789", action="store_true",
+                       help="enable even though XAPI lists genuine iSCSI SRs (target IQN iqn./eui./naa.) on "
+                       "port 6789: RBDSR will serve them")
     return p
 
 
@@ -93,6 +98,7 @@ def run(command, args, out=None):
         sys.stderr.write("%s: error: --root %s is not a directory\n" % (prog, args.root))
         return EXIT_REFUSED
     ctx = Context(root, args.source, args.dry_run, args.force, out, getattr(args, "packaged", False))
+    ctx.allow_iscsi_6789 = getattr(args, "allow_iscsi_on_6789", False)
     if ctx.live and command in _CHANGES and not args.dry_run and os.geteuid() != 0:
         sys.stderr.write("%s: error: %s needs root\n" % (prog, command))
         return EXIT_REFUSED

@@ -21,6 +21,7 @@ class Context(object):
         self.dry_run = dry_run
         self.force = force
         self.packaged = packaged  # --packaged: the release files are the rbdsr RPM's
+        self.allow_iscsi_6789 = False  # enable: take over genuine iSCSI SRs on port 6789
         self.live = system.is_live(self.root)
         self.out = out or sys.stdout
 

@@ -7,7 +7,7 @@ import glob
 import os
 
 from rbdsr.errors import RBDError
-from rbdsr.installer import fileops, hook, lvmconf, sources, system, udevrule
+from rbdsr.installer import fileops, hook, lvmconf, sources, sweep, system, udevrule
 from rbdsr.installer import layout as layoutmod
 from rbdsr.installer.context import MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode
 from rbdsr.installer.manifest import Manifest
@@ -169,6 +169,7 @@ def disable(ctx, force=None, manifest=None):
     refuse_if_attached(ctx, ctx.force if force is None else force)
     m = manifest or Manifest.load(ctx.root)
     spec = _load_spec(ctx)
+    sweep.sweep(ctx, m, spec)
     if not m.exists:
         ctx.say("no installation recorded in %s" % m.state_dir)
     leftovers = []

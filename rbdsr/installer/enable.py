@@ -7,7 +7,7 @@ import os
 import sys
 
 from rbdsr.errors import RBDError
-from rbdsr.installer import fileops, hook, lvmconf, sources, system, udevrule
+from rbdsr.installer import fileops, hook, lvmconf, sources, sweep, system, udevrule, xapicheck
 from rbdsr.installer import layout as layoutmod
 from rbdsr.installer.context import MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode
 from rbdsr.installer.manifest import Manifest
@@ -55,10 +55,13 @@ class Enabler(object):
         if self.packaged and os.path.realpath(ctx.source) != os.path.realpath(ctx.abs(sources.INSTALL_DIR)):
             raise Refused("--packaged: the release must be the package's own copy in %s, not %s"
                           % (ctx.show(sources.INSTALL_DIR), ctx.source))
+        self.notes_before = []
         self._precheck()
 
     # -- refuse before changing anything --------------------------------
     def _precheck(self):
+        self._refuse_iscsi_takeover()
+        self._refuse_swap_under_attached_srs()
         self.hook_plan = {}
         for rel in self.layout.hook_files:
             where = self.ctx.show(rel)
@@ -96,6 +99,59 @@ class Enabler(object):
                 others[name] = encode(lvmconf.remove_rbd_types(decode(data)))
         where = self.ctx.show(d)
         return orig, lvmconf.plan_local(self.ctx.abs(d), where, orig, others, decode, encode)
+
+    def _refuse_iscsi_takeover(self):
+        """A genuine iSCSI SR on port 6789 would be served by RBDSR once hooked.
+        Under another --root, this host's XAPI says nothing about that root (tests opt in)."""
+        if not (self.ctx.live or os.environ.get(xapicheck.UNDER_ROOT_ENV) == "1"):
+            return
+        srs, why_not = xapicheck.iscsi_srs_on_6789()
+        if why_not:
+            self.notes_before.append("note: " + why_not)
+        if not srs:
+            return
+        names = "; ".join("SR %s %r (target IQN %s)" % (u, n, iqn) for u, n, iqn in srs)
+        if not self.ctx.allow_iscsi_6789:
+            raise Refused("genuine iSCSI SRs use port 6789, which RBDSR would take over once enabled: %s. "
+                          "Move them to another port (or set device-config rbd=true on SRs that really "
+                          "are RBD), or re-run with --allow-iscsi-on-6789 to enable anyway; nothing was "
+                          "changed" % names)
+        self.notes_before.append("warning: --allow-iscsi-on-6789: RBDSR will serve %s" % names)
+
+    def _files_to_swap(self):
+        """Installed files of ours this enable would replace or remove (an upgrade)."""
+        if not self.manifest.exists:
+            return []
+        wanted = set()
+        out = []
+        for rel_src in self.files:
+            rel = os.path.join(sources.INSTALL_DIR, rel_src)
+            wanted.add(rel)
+            cur = fileops.read_bytes(self.ctx.abs(rel))
+            if cur is not None and cur != fileops.read_bytes(os.path.join(self.ctx.source, rel_src)):
+                out.append(rel)
+        out.extend(rel for rel, e in sorted(self.manifest.files.items())
+                   if e["role"] == "installed" and rel.startswith(sources.INSTALL_DIR + "/") and rel not in wanted
+                   and os.path.exists(self.ctx.abs(rel)))
+        return out
+
+    def _refuse_swap_under_attached_srs(self):
+        """Files are replaced one by one: an SR operation running meanwhile could
+        import a mix of two releases. Mapped RBD devices mean attached SRs here."""
+        swap = self._files_to_swap()
+        devices = system.mapped_rbd_devices(self.ctx.root) if swap else []
+        if not devices:
+            return
+        installed = self.manifest.data.get("version", "?")
+        if not self.ctx.force:
+            raise Refused("RBDSR %s is installed and RBD devices are mapped on this host (%s): replacing %d of "
+                          "its files while SRs are attached could give a running SR operation a mix of %s "
+                          "and %s. Detach the RBD SRs on this host first (migrate its VMs away, then "
+                          "xe pbd-unplug each RBD SR's PBD of this host), run enable, and plug them again "
+                          "(--force replaces the files anyway); nothing was changed"
+                          % (installed, ", ".join(devices), len(swap), installed, self.version))
+        self.notes_before.append("warning: --force: replacing %d files of RBDSR %s while RBD devices are "
+                                 "mapped: %s" % (len(swap), installed, ", ".join(devices)))
 
     # -- helpers --------------------------------------------------------
     def _mkdirs(self, rels):
@@ -178,6 +234,9 @@ class Enabler(object):
             return
         created = []
         fileops.makedirs(m.state_dir, created)
+        if not m.exists and not created:
+            # our own directory without our record: a kill inside the first save made it
+            created = [m.state_dir]
         m.add_dirs(created)
         m.data.update({"version": self.version, "layout": self.layout.as_dict(), "complete": False,
                        "packaged": self.packaged,
@@ -349,10 +408,13 @@ class Enabler(object):
             self.layout.product_version))
         for note in self.layout.notes:
             ctx.say("note: " + note)
+        for line in self.notes_before:
+            ctx.say(line)
         lvm_files = [f(d) for d in lvmconf.LVM_DIRS for f in (lvmconf.main_rel, lvmconf.local_rel)]
         for rel in list(self.layout.hook_files) + lvm_files:
             sha = fileops.sha256(fileops.read_bytes(ctx.abs(rel)))
             ctx.say("  %s sha256 %s" % (ctx.show(rel), sha))
+        sweep.sweep(ctx, m, self.spec)
         step = None
         try:
             for step in STEPS:

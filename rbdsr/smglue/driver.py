@@ -17,6 +17,7 @@ import xmlrpc.client
 
 from lvm_helpers import pv as lvm_pv
 from lvm_helpers.cmd import run as lvm_run
+from rbdsr import callcheck
 from rbdsr import config as rbd_config
 from rbdsr.diversion import DIVERSION_PORT, wants_rbd
 from rbdsr.errors import ConfigError, InUseError, NotFoundError, RBDError
@@ -64,7 +65,7 @@ def sm_errors(name):
         @functools.wraps(fn)
         def wrapper(self, *args):
             t0 = time.time()
-            _log("%s start (SR %s)" % (name, getattr(self, "uuid", None)))
+            _log("%s start (SR %s)" % (name, callcheck.shown_uuid(getattr(self, "uuid", None))))
             try:
                 out = fn(self, *args)
             except RBDError as e:
@@ -146,6 +147,8 @@ class RBDSR(shim.ISCSI_SR):
 
     @sm_errors("load")
     def load(self, sr_uuid):
+        # before sm builds lock paths and VG names from the call, or logs it
+        callcheck.check(self.original_srcmd.cmd, self.srcmd.params)
         if not sr_uuid:
             sr_uuid = util.gen_uuid()  # a probe: sm works on a temporary uuid
         _log("load %s for %s" % (sr_uuid, self.original_srcmd.cmd))
@@ -333,6 +336,10 @@ class RBDSR(shim.ISCSI_SR):
             if not nbytes:
                 raise ConfigError("image %s does not exist; give its size (device-config size=, or "
                                   "physical-size) to create it" % spec, key="ConfigSCSIid")
+            if cfg.pool not in backend.list_pools():
+                # a CephFS or RGW pool is not ours to put an image in
+                raise ConfigError("pool %s is not an rbd pool (no rbd application); RBDSR creates images only "
+                                  "in rbd pools" % cfg.pool, key="ConfigTargetIQNMissing")
             backend.create_image(cfg.pool, cfg.namespace, cfg.image, nbytes)
             backend.set_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY, sr_uuid)
             created = True
@@ -345,6 +352,10 @@ class RBDSR(shim.ISCSI_SR):
                 raise ConfigError("image %s has features %s that dom0's kernel cannot share between "
                                   "hosts; disable them (rbd feature disable %s %s)"
                                   % (spec, ", ".join(bad), spec, " ".join(bad)), key="ConfigSCSIid")
+            if info.parent:
+                # its data is partly the parent snapshot's: never provably blank nor ours alone
+                raise ConfigError("image %s is a clone of %s; RBDSR needs a standalone image (rbd flatten %s)"
+                                  % (spec, info.parent, spec), key="ConfigSCSIid")
             tag = backend.get_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY)
         was_mapped = t.attached
         try:

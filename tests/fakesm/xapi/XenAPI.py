@@ -194,9 +194,11 @@ class _XenAPI(object):
             setattr(self, c, _Class(c))
         self.session = _SessionCalls()
 
-    def login_with_password(self, user, password, version="", originator=""):
-        """dom0 tools log in as root with an empty password over the local socket."""
-        return "OpaqueRef:session-local"
+    def login_with_password(self, uname, pwd, version=None, originator=None):
+        """xapi_local() over XAPI's unix socket: root logs in without a password."""
+        if uname != "root":
+            raise Failure(["SESSION_AUTHENTICATION_FAILED", uname, "Authentication failure"])
+        return "OpaqueRef:session-local-root"
 
 
 class _SessionCalls(object):
