@@ -4,7 +4,7 @@ writes to, reported by check, removed by the next enable or disable (which
 run under the installer lock, so no live run owns them)."""
 import os
 
-from rbdsr.installer import fileops, lvmconf, sources
+from rbdsr.installer import fileops, lvmconf, sources, udevrule
 from rbdsr.installer import layout as layoutmod
 from rbdsr.installer.context import MODULES_LOAD
 
@@ -21,6 +21,7 @@ def candidate_dirs(ctx, manifest, spec=None):
     """Every directory an enable or disable may have written a temp file in."""
     dirs = set(os.path.dirname(ctx.abs(rel)) for rel in list(manifest.files) + [MODULES_LOAD])
     dirs.update(ctx.abs(d) for d in lvmconf.LVM_DIRS)
+    dirs.add(os.path.dirname(ctx.abs(udevrule.RULE)))
     if spec is not None:
         try:
             lay = layoutmod.detect(ctx.root, spec)
