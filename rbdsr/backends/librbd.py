@@ -15,7 +15,7 @@ from rbdsr.backends.base import (
     LAYERING, Backend, ImageInfo, feature_names, image_path, load_json, parent_spec, parse_capacity,
     parse_fsid, parse_mon_dump, parse_rbd_pools,
 )
-from rbdsr.errors import AuthError, CephError, ConfigError, NotFoundError, RBDError, UnreachableError
+from rbdsr.errors import AuthError, CephError, ConfigError, InUseError, NotFoundError, RBDError, UnreachableError
 from rbdsr.secret import read_keyring
 
 CEPH_NOSNAP = 0xFFFFFFFFFFFFFFFE
@@ -309,3 +309,56 @@ class LibrbdBackend(Backend):
                 img.close()
         finally:
             ioctx.close()
+
+    def _with_image(self, pool, namespace, name, what, fn, read_only=True):
+        ioctx = self._ioctx(pool, namespace)
+        try:
+            img = self._image(ioctx, pool, namespace, name, read_only=read_only)
+            try:
+                return fn(img)
+            except (rbd.Error, rados.Error) as e:
+                raise map_rados_error(e, what)
+            finally:
+                img.close()
+        finally:
+            ioctx.close()
+
+    def written_extents(self, pool, namespace, name):
+        out = []
+
+        def cb(offset, length, exists):
+            if exists:
+                out.append((offset, length))
+            return 0
+
+        def diff(img):
+            img.diff_iterate(0, img.size(), None, cb, include_parent=True, whole_object=True)
+            return out
+
+        return self._with_image(pool, namespace, name,
+                                "listing written extents of %s" % image_path(pool, namespace, name), diff)
+
+    def lockers(self, pool, namespace, name):
+        def ls(img):
+            got = img.list_lockers()
+            return [tuple(x) for x in got["lockers"]] if got else []
+        return self._with_image(pool, namespace, name, "listing locks of %s" % image_path(pool, namespace, name), ls)
+
+    def _lock_add(self, pool, namespace, name, cookie):
+        path = image_path(pool, namespace, name)
+
+        def lock(img):
+            try:
+                img.lock_exclusive(cookie)
+            except (rbd.ImageBusy, rbd.ImageExists):
+                raise InUseError("image %s is locked by %s" % (path, _holders(img.list_lockers())))
+        self._with_image(pool, namespace, name, "locking %s" % path, lock)
+
+    def _lock_break(self, pool, namespace, name, locker, cookie):
+        self._with_image(pool, namespace, name, "unlocking %s" % image_path(pool, namespace, name),
+                         lambda img: img.break_lock(locker, cookie))
+
+
+def _holders(got):
+    lockers = got["lockers"] if got else []
+    return ", ".join("%s (%s, %s)" % (c, cookie, a) for c, cookie, a in lockers) or "another client"
