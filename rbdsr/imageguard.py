@@ -32,12 +32,23 @@ def foreign_watchers(watchers, own_addrs=()):
 
 def check_unused(backend, cfg, own_addrs=()):
     """Raise InUseError unless the image is provably unused (see module doc)."""
+    check_not_open(backend, cfg, own_addrs)
+    check_never_written(backend, cfg)
+
+
+def check_not_open(backend, cfg, own_addrs=()):
+    """InUseError when a client other than `own_addrs` watches the image."""
     path = image_path(cfg.pool, cfg.namespace, cfg.image)
     info = backend.image_info(cfg.pool, cfg.namespace, cfg.image)
     others = foreign_watchers(info.watchers, own_addrs)
     if others:
         raise InUseError("refusing to format image %s: another client has it open (watchers: %s)"
                          % (path, ", ".join(others)))
+
+
+def check_never_written(backend, cfg):
+    """InUseError when Ceph lists any extent of the image as written."""
+    path = image_path(cfg.pool, cfg.namespace, cfg.image)
     written = backend.written_extents(cfg.pool, cfg.namespace, cfg.image)
     if written:
         total = sum(length for _off, length in written)
@@ -56,6 +67,7 @@ class CreateClaim(object):
         self.cfg = cfg
         self.cookie = CREATE_COOKIE_PREFIX + sr_uuid
         self.held = False
+        self.error = None
         self._log = log or (lambda msg: None)
 
     def _args(self):
@@ -86,5 +98,6 @@ class CreateClaim(object):
             self.backend.unlock_image(*(self._args() + (self.cookie,)))
             self.held = False
         except Exception as e:  # noqa: BLE001 - the next attempt of this SR takes it over
+            self.error = e
             self._log("could not release the creation lock %s on %s: %s"
                       % (self.cookie, image_path(*self._args()), e))

@@ -355,8 +355,10 @@ class LibrbdBackend(Backend):
         self._with_image(pool, namespace, name, "locking %s" % path, lock)
 
     def _lock_break(self, pool, namespace, name, locker, cookie):
+        # librbd's break_lock also blocklists the locker: never do that to ourselves
+        own = locker == "client.%d" % self._cluster.get_instance_id()
         self._with_image(pool, namespace, name, "unlocking %s" % image_path(pool, namespace, name),
-                         lambda img: img.break_lock(locker, cookie))
+                         lambda img: img.unlock(cookie) if own else img.break_lock(locker, cookie))
 
 
 def _holders(got):

@@ -21,7 +21,8 @@ from lvm_helpers.cmd import run as lvm_run
 from rbdsr import config as rbd_config
 from rbdsr import imageguard, krbd, sysfs
 from rbdsr.diversion import DIVERSION_PORT, wants_rbd
-from rbdsr.errors import CephError, ConfigError, InUseError, NotFoundError, RBDError
+from rbdsr.errors import (CephError, ConfigError, InUseError, NotFoundError, RBDError, TimeoutError_,
+                          UnreachableError)
 from rbdsr.smglue import probexml, shim
 from rbdsr.smglue.transport import RBDTransport
 from rbdsr.version import read_version
@@ -351,25 +352,33 @@ class RBDSR(shim.ISCSI_SR):
                                   % (spec, ", ".join(bad), spec, " ".join(bad)), key="ConfigSCSIid")
             tag = backend.get_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY)
             if tag != sr_uuid:
-                # Ceph decides: never written, and nobody else has it open.
-                imageguard.check_unused(backend, cfg, self._own_client_addrs())
-                if tag:
-                    _log("image %s was tagged by SR %s but was never written; re-tagging" % (spec, tag))
-                backend.set_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY, sr_uuid)
+                imageguard.check_not_open(backend, cfg, self._own_client_addrs())
             t.attach(sr_uuid)
             t._attach_LUN_bySCSIid(cfg.image)
             state, vg = self._device_state()
-            # Blank (as Ceph said), or our own VG from an earlier attempt of this same sr_create.
+            # Blank, or our own VG from an earlier attempt of this same sr_create.
             ours = tag == sr_uuid and state == lvm_pv.PV and vg == self.vgname
             if state != lvm_pv.BLANK and not ours:
                 raise InUseError("refusing to create an SR on image %s: it holds %s; RBDSR only formats "
                                  "a blank image (choose another image, or wipe this one if its content "
                                  "is not needed)" % (spec, _describe(state, vg)))
+            if tag != sr_uuid:
+                # The ends read blank; Ceph knows whether anything else was ever written.
+                imageguard.check_never_written(backend, cfg)
+                if tag:
+                    _log("image %s was tagged by SR %s but was never written; re-tagging" % (spec, tag))
+                backend.set_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY, sr_uuid)
             self._pathrefresh()
             shim.LVM_SR.create(self, sr_uuid, size)
             scsiutil.add_serial_record(self.session, self.sr_ref, self._devserial())
-        except BaseException:
+        except BaseException as e:
             self._unmap_after_failure(was_mapped)
+            if isinstance(e, (TimeoutError_, UnreachableError)):
+                # The cluster stopped answering: cleaning up in Ceph would only add
+                # timeouts. This SR's next sr_create takes over the image and its lock.
+                _log("Ceph did not answer; image %s and its creation lock are left for this SR's "
+                     "next sr_create" % spec)
+                raise
             if created:
                 try:
                     backend.remove_image(cfg.pool, cfg.namespace, cfg.image, sr_uuid)

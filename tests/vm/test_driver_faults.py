@@ -1,0 +1,240 @@
+"""Faults through the driver's real entry point in the VM (real krbd, LVM, Ceph):
+
+- the OSDs stop right after the driver mapped the image, during sr_create,
+  sr_attach and sr_delete: each call fails within the SR's timeout plus a
+  margin (TCG start-up of the driver and its helper) instead of hanging;
+- the monitor is gone at sr_attach: the map fails within the timeout;
+- while the RBD cluster is down, LVM for a different, loop-backed VG still
+  answers (the map's osd_request_timeout ends the scan of the dead device);
+- the driver's own rollback: sm's attach fails after the map, and the driver
+  deactivates and unmaps;
+- two sr_create calls on one image at once: exactly one succeeds;
+- sr_delete leaves nothing written in the image (VDI data discarded).
+"""
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+import driverharness as h
+from krbd_helpers import MIB, Ceph, start_cluster, unmap_all
+from lvm_helpers.cmd import run as lvm
+from rbdsr import krbd
+from test_driver_lifecycle import SR, image_exists, lvm_dirs, meta, new_image  # noqa: F401 (fixture)
+
+SR_TIMEOUT = 10  # device-config timeout of the SRs here
+OSD_TIMEOUT = 20  # device-config osd_timeout
+MARGIN = 30  # driver and helper start-up under TCG, rollback
+
+
+@pytest.fixture(scope="module")
+def ceph(request, tmp_path_factory, krbd_ready, dm_ready):
+    c = Ceph(start_cluster(request, tmp_path_factory))
+    yield c
+    unmap_all()
+    c.close()
+
+
+def _tree(request, tmp_path, lvm_dirs, vm_results_dir, name):  # noqa: F811
+    t = h.SMTree(str(tmp_path / name), "flat")
+    t.slave_env = {"LVM_SYSTEM_DIR": lvm_dirs}
+
+    def keep_log():
+        if os.path.exists(t.smlog):
+            shutil.copy(t.smlog, os.path.join(vm_results_dir, "SMlog-%s-%s" % (request.node.name, name)))
+    request.addfinalizer(keep_log)
+    return t
+
+
+@pytest.fixture
+def tree(request, tmp_path, lvm_dirs, monkeypatch, vm_results_dir):  # noqa: F811
+    monkeypatch.setenv("LVM_SYSTEM_DIR", lvm_dirs)
+    return _tree(request, tmp_path, lvm_dirs, vm_results_dir, "sm")
+
+
+@pytest.fixture
+def tree2(request, tmp_path, lvm_dirs, tree, vm_results_dir):  # noqa: F811
+    """A second pool (its own XAPI database) on the same Ceph cluster."""
+    return _tree(request, tmp_path, lvm_dirs, vm_results_dir, "sm2")
+
+
+def _pid(ceph, name):
+    with open(os.path.join(ceph.cluster["dir"], "run", "%s.pid" % name)) as f:
+        return int(f.read().strip())
+
+
+class Freezer(object):
+    """SIGSTOPs a daemon the moment the image shows up mapped (the driver's next
+    step is its first read of the device); SIGCONT on exit."""
+
+    def __init__(self, ceph, image, daemon="osd.0", at_once=False):
+        self.pid = _pid(ceph, daemon)
+        self.iid = krbd.ImageId(ceph.fsid, ceph.pool, "", image)
+        self.stopped = threading.Event()
+        self.done = threading.Event()
+        self.at_once = at_once
+        self.thread = threading.Thread(target=self._watch)
+
+    def _watch(self):
+        while not self.done.is_set():
+            if self.at_once or krbd.find_mapped(self.iid) is not None:
+                os.kill(self.pid, signal.SIGSTOP)
+                self.stopped.set()
+                return
+            time.sleep(0.005)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(10)
+        os.kill(self.pid, signal.SIGCONT)
+
+
+def _sr(tree, ceph, image, **kw):
+    return SR(tree, ceph, image, hosts=1, timeout=str(SR_TIMEOUT), osd_timeout=str(OSD_TIMEOUT), **kw)
+
+
+def _timed_failure(sr, command, **kw):
+    t0 = time.monotonic()
+    r = sr.call(command, expect_ok=False, **kw)
+    elapsed = time.monotonic() - t0
+    assert r.fault_code is not None, r
+    assert elapsed < SR_TIMEOUT + MARGIN, "%s took %.0f s with the OSD stopped" % (command, elapsed)
+    return r, elapsed
+
+
+def _settle(sr):
+    """After SIGCONT: in-flight requests end; leave no mapping behind."""
+    krbd.unmap(sr.image_id(), force=True, timeout=60)
+    lvm(["vgchange", "-an", sr.vg], check=False)
+
+
+def test_osd_stopped_after_map_during_create(tree, ceph):
+    image = new_image(ceph, "fc")
+    sr = _sr(tree, ceph, image)
+    with Freezer(ceph, image) as f:
+        r, _ = _timed_failure(sr, "sr_create", args=[str(128 * MIB)])
+        assert f.stopped.is_set()
+    assert r.fault_code == 47, r  # SRUnavailable: no answer from the device
+    assert "no answer from the device" in r.fault_string
+    _settle(sr)
+    # this SR's next sr_create takes over what the failed one left (image, lock, tag)
+    sr.call("sr_create", args=[str(128 * MIB)])
+    assert meta(ceph, image) == sr.uuid and not sr.mapped()
+
+
+def test_osd_stopped_after_map_during_attach_and_delete(tree, ceph):
+    image = new_image(ceph, "fa")
+    sr = _sr(tree, ceph, image)
+    sr.call("sr_create", args=[str(128 * MIB)])
+    for command in ("sr_attach", "sr_delete"):
+        with Freezer(ceph, image) as f:
+            r, _ = _timed_failure(sr, command)
+            assert f.stopped.is_set()
+        assert r.fault_code == 47 and "no answer from the device" in r.fault_string, r
+        _settle(sr)
+    # nothing lost: the SR attaches once the cluster answers
+    sr.call("sr_attach")
+    sr.call("sr_detach")
+    assert not sr.mapped()
+
+
+def test_monitor_gone_at_attach(tree, ceph):
+    image = new_image(ceph, "fm")
+    sr = _sr(tree, ceph, image)
+    sr.call("sr_create", args=[str(128 * MIB)])
+    with Freezer(ceph, image, daemon="mon.a", at_once=True):
+        r, _ = _timed_failure(sr, "sr_attach")
+    assert r.fault_code in (141, 47), r  # ISCSITarget / SRUnavailable
+    assert not sr.mapped()
+
+
+def test_lvm_of_another_vg_answers_while_the_rbd_cluster_is_down(tree, ceph, tmp_path):
+    loop_file = str(tmp_path / "loop.img")
+    with open(loop_file, "wb") as f:
+        f.truncate(64 * MIB)
+    loop = subprocess.run(["losetup", "-f", "--show", loop_file], stdout=subprocess.PIPE,
+                          universal_newlines=True, check=True, timeout=60).stdout.strip()
+    image = new_image(ceph, "fl")
+    ceph.create(image, 64 * MIB)
+    iid = krbd.ImageId(ceph.fsid, ceph.pool, "", image)
+    try:
+        lvm(["vgcreate", "-y", "h13_loop", loop])
+        krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=60, osd_timeout=OSD_TIMEOUT)
+        with Freezer(ceph, image, at_once=True) as f:
+            f.stopped.wait(10)
+            t0 = time.monotonic()
+            res = lvm(["vgs", "--noheadings", "-o", "vg_name", "h13_loop"], timeout=OSD_TIMEOUT + MARGIN)
+            elapsed = time.monotonic() - t0
+        assert res.out.strip() == "h13_loop"
+        assert elapsed < OSD_TIMEOUT + MARGIN
+    finally:
+        krbd.unmap(iid, force=True, timeout=60)
+        lvm(["vgremove", "-y", "h13_loop"], check=False)
+        subprocess.run(["losetup", "-d", loop], timeout=60)
+        ceph.remove(image)
+
+
+def test_driver_rolls_back_when_sm_attach_fails_after_the_map(tree, ceph):
+    image = new_image(ceph, "fr")
+    sr = _sr(tree, ceph, image)
+    sr.call("sr_create", args=[str(128 * MIB)])
+    sr.call("sr_attach")
+    lvm(["lvremove", "-f", "%s/MGT" % sr.vg])
+    sr.call("sr_detach")
+    # sm's attach re-creates MGT; a device-mapper device holding its dm name makes that fail
+    dm = "%s-MGT" % sr.vg.replace("-", "--")
+    lvm(["dmsetup", "create", dm, "--table", "0 8 zero"])
+    try:
+        r = sr.call("sr_attach", expect_ok=False)
+        assert r.fault_code is not None, r
+        assert not sr.mapped(), "the driver left the image mapped after a failed attach"
+        assert not os.path.lexists(krbd.stable_path(sr.image_id()))
+    finally:
+        lvm(["dmsetup", "remove", dm], check=False)
+    sr.call("sr_attach")
+    sr.call("sr_detach")
+
+
+def test_concurrent_creates_on_one_image(tree, tree2, ceph):
+    image = new_image(ceph, "fx")
+    ceph.create(image, 128 * MIB)
+    a, b = _sr(tree, ceph, image), _sr(tree2, ceph, image)
+    results = {}
+
+    def create(sr):
+        results[sr.uuid] = sr.call("sr_create", args=["0"], expect_ok=False)
+
+    threads = [threading.Thread(target=create, args=(s,)) for s in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    ok = [u for u, r in results.items() if r.ok]
+    assert len(results) == 2 and len(ok) == 1, results
+    loser = [r for r in results.values() if not r.ok][0]
+    assert loser.fault_code == 16, loser
+    assert meta(ceph, image) == ok[0]
+    assert not a.mapped()
+    assert lvm(["vgs", "VG_XenStorage-" + ok[0]]).rc == 0
+
+
+def test_delete_leaves_nothing_written(tree, ceph):
+    import rbd
+    image = new_image(ceph, "fd")
+    sr = _sr(tree, ceph, image)
+    sr.call("sr_create", args=[str(128 * MIB)])
+    ceph.write(image, 64 * MIB, b"guest data" * 400)  # what a VDI leaves in the middle
+    sr.call("sr_delete")
+    written = []
+    with rbd.Image(ceph.ioctx(), image, read_only=True) as img:
+        img.diff_iterate(0, img.size(), None, lambda o, n, e: written.append((o, n)) if e else None)
+    assert written == [] and ceph.read(image, 64 * MIB, 4000) == bytes(4000)
+    assert image_exists(ceph, image)
