@@ -202,6 +202,10 @@ class Backend(object):
     def _lock_break(self, pool, namespace, name, locker, cookie):
         raise NotImplementedError
 
+    def blocklist_add(self, addr, expire=None):
+        """Blocklist one client instance 'ip:port/nonce' (rbdsr.fence checks it)."""
+        raise NotImplementedError
+
     def lock_image(self, pool, namespace, name, cookie):
         """Hold the image's exclusive advisory lock under `cookie`: one holder
         in the whole cluster, whichever host or backend asks."""

@@ -310,6 +310,26 @@ class LibrbdBackend(Backend):
         finally:
             ioctx.close()
 
+    def blocklist_add(self, addr, expire=None):
+        from rbdsr.fence import instance_addr
+        addr = instance_addr(addr)
+        args = {"blocklistop": "add", "addr": addr}
+        if expire:
+            args["expire"] = float(expire)
+        what = "blocklisting %s" % addr
+        for prefix, op in (("osd blocklist", "blocklistop"), ("osd blacklist", "blacklistop")):  # < Pacific
+            cmd = dict(args, prefix=prefix)
+            cmd[op] = cmd.pop("blocklistop")
+            try:
+                ret, _out, status = self._cluster.mon_command(json.dumps(cmd), b"")
+            except rados.Error as e:
+                raise map_rados_error(e, what)
+            if ret == -errno.EINVAL and prefix == "osd blocklist":
+                continue  # a monitor that only knows the old name
+            if ret < 0:
+                raise map_rados_error(rados.OSError("", errno=-ret), what)
+            return
+
     def _with_image(self, pool, namespace, name, what, fn, read_only=True):
         ioctx = self._ioctx(pool, namespace)
         try:

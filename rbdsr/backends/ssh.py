@@ -232,6 +232,12 @@ class SSHBackend(Backend):
         return [(field(e, "locker", str, what), field(e, "id", str, what), field(e, "address", str, what))
                 for e in items]
 
+    def blocklist_add(self, addr, expire=None):
+        from rbdsr.fence import instance_addr
+        addr = instance_addr(addr)
+        self._run("ceph", ["osd", "blocklist", "add", addr] + ([str(int(expire))] if expire else []),
+                  "blocklisting %s" % addr)
+
     def _lock_add(self, pool, namespace, name, cookie):
         spec = self._spec(pool, namespace, name)
         try:
