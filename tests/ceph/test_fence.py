@@ -60,11 +60,9 @@ def _client(ceph_cluster):
 
 
 def test_dead_hosts_client_instance_is_blocklisted(ceph_cluster, admin, pool):
-    # the pool master fences with an admin key: Pacific refused `osd blocklist add`
-    # to a 'profile rbd' user here (see the report)
-    from rbdsr.secret import read_keyring
-    key = read_keyring(ceph_cluster.admin_keyring_path, "client.admin").reveal()
-    cephx_id = "admin"
+    # the SR's own least-privilege user: 'profile rbd' may blocklist one instance
+    cephx_id = "h13f-" + uuid.uuid4().hex[:6]
+    key = kit.make_user(admin, cephx_id, pool)
     image = "h13f-" + uuid.uuid4().hex[:6]
     io = admin.open_ioctx(pool)
     rbd.RBD().create(io, image, 16 * MiB, old_format=False, features=rbd.RBD_FEATURE_LAYERING)
