@@ -68,12 +68,14 @@ def _pid(ceph, name):
 
 
 class Freezer(object):
-    """SIGSTOPs a daemon the moment the image shows up mapped (the driver's next
-    step is its first read of the device); SIGCONT on exit."""
+    """SIGSTOPs a daemon the moment the driver's map is done -- its stable path
+    exists, made after the kernel's add returned (the kernel lists the device
+    earlier, while add still reads the partition table) -- so the driver's next
+    step is its first read of the device; SIGCONT on exit."""
 
     def __init__(self, ceph, image, daemon="osd.0", at_once=False):
         self.pid = _pid(ceph, daemon)
-        self.iid = krbd.ImageId(ceph.fsid, ceph.pool, "", image)
+        self.link = krbd.stable_path(krbd.ImageId(ceph.fsid, ceph.pool, "", image))
         self.stopped = threading.Event()
         self.done = threading.Event()
         self.at_once = at_once
@@ -81,7 +83,7 @@ class Freezer(object):
 
     def _watch(self):
         while not self.done.is_set():
-            if self.at_once or krbd.find_mapped(self.iid) is not None:
+            if self.at_once or os.path.lexists(self.link):
                 os.kill(self.pid, signal.SIGSTOP)
                 self.stopped.set()
                 return
@@ -238,3 +240,37 @@ def test_delete_leaves_nothing_written(tree, ceph):
         img.diff_iterate(0, img.size(), None, lambda o, n, e: written.append((o, n)) if e else None)
     assert written == [] and ceph.read(image, 64 * MIB, 4000) == bytes(4000)
     assert image_exists(ceph, image)
+
+
+def _set_attached(tree, sr, value):
+    db = h.XenAPI.load_db(tree.db)
+    for pbd in db["PBD"].values():
+        pbd["currently_attached"] = value
+    h.XenAPI.save_db(db, tree.db)
+
+
+def test_cleanup_unmaps_the_mapping_of_an_unplugged_sr(tree, ceph, tmp_path):
+    from rbdsr import cleanup
+    image = new_image(ceph, "fk")
+    sr = _sr(tree, ceph, image)
+    sr.call("sr_create", args=[str(128 * MIB)])
+    sr.call("sr_attach")
+    tree.xapi()  # the stand-in session reads this tree's database
+    session = h.XenAPI.xapi_local()
+    host_uuid = h.XenAPI.load_db(tree.db)["host"][sr.refs["hosts"][0]]["uuid"]
+    locks = str(tmp_path / "locks")
+    _set_attached(tree, sr, True)  # plugged: left alone
+    assert cleanup.cleanup(session, host_uuid, apply=True, log=print, lock_root=locks) == []
+    assert sr.mapped()
+    # an active LV holds it: never forced
+    _set_attached(tree, sr, False)
+    lvm(["lvchange", "-ay", "%s/MGT" % sr.vg])
+    assert cleanup.cleanup(session, host_uuid, apply=True, log=print, lock_root=locks) == []
+    assert sr.mapped()
+    # what a failed attach leaves: mapped, nothing active, PBD unplugged
+    _set_attached(tree, sr, False)
+    lvm(["vgchange", "-an", sr.vg])
+    assert len(cleanup.cleanup(session, host_uuid, apply=True, log=print, lock_root=locks)) == 1
+    assert not sr.mapped()
+    sr.call("sr_attach")  # nothing lost
+    sr.call("sr_detach")
