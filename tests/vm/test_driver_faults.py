@@ -112,10 +112,27 @@ def _timed_failure(sr, command, **kw):
     return r, elapsed
 
 
+def _serving(ceph, timeout=300):
+    """Wait until the OSD serves I/O again (after a long SIGSTOP it rejoins first)."""
+    c = ceph.cluster
+    argv = ["rados", "--conf", c["conf"], "--keyring", c["admin_keyring"], "-p", ceph.pool,
+            "--rados-osd-op-timeout", "10", "put", "h13-probe", "/etc/hostname"]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if subprocess.run(argv, timeout=20, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+                return
+        except subprocess.TimeoutExpired:
+            pass
+        assert time.monotonic() < deadline, "the OSD did not serve I/O again"
+        time.sleep(1)
+
+
 def _settle(sr):
-    """After SIGCONT: in-flight requests end; leave no mapping behind."""
+    """After SIGCONT: in-flight requests end; leave no mapping behind; Ceph serves again."""
     krbd.unmap(sr.image_id(), force=True, timeout=60)
     lvm(["vgchange", "-an", sr.vg], check=False)
+    _serving(sr.ceph)
 
 
 def test_osd_stopped_after_map_during_create(tree, ceph):
