@@ -291,3 +291,33 @@ def test_cleanup_unmaps_the_mapping_of_an_unplugged_sr(tree, ceph, tmp_path):
     assert not sr.mapped()
     sr.call("sr_attach")  # nothing lost
     sr.call("sr_detach")
+
+
+def test_probe_maps_read_only(tree, ceph):
+    from rbdsr import sysfs
+    image = new_image(ceph, "fp")
+    sr = _sr(tree, ceph, image)
+    sr.call("sr_create", args=[str(128 * MIB)])
+    iid = sr.image_id()
+    seen = set()
+    done = threading.Event()
+
+    def watch():  # the probe maps, looks and unmaps: record the device's ro flag meanwhile
+        while not done.is_set():
+            dev_id = krbd.find_mapped(iid)
+            if dev_id is not None:
+                seen.add(sysfs.is_read_only(dev_id))
+            time.sleep(0.002)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    try:
+        dconf = dict(sr.dconf, chappassword=sr.key)
+        del dconf["chappassword_secret"]
+        r = sr.probe(dconf)
+    finally:
+        done.set()
+        t.join(10)
+    assert r.ok, r
+    assert seen == {True}, seen
+    assert not sr.mapped()
