@@ -15,13 +15,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 import driverharness as h
-from krbd_helpers import MIB, Ceph, start_cluster, unmap_all
+from krbd_helpers import MIB, REPO, Ceph, start_cluster, unmap_all
 from lvm_helpers.cmd import run as lvm
 from rbdsr import krbd
 from test_driver_lifecycle import SR, image_exists, lvm_dirs, meta, new_image  # noqa: F401 (fixture)
@@ -33,7 +34,7 @@ MARGIN = 30  # driver and helper start-up under TCG, rollback
 
 @pytest.fixture(scope="module")
 def ceph(request, tmp_path_factory, krbd_ready, dm_ready):
-    c = Ceph(start_cluster(request, tmp_path_factory))
+    c = Ceph(start_cluster(request, tmp_path_factory, objectstore="bluestore"))
     yield c
     unmap_all()
     c.close()
@@ -67,36 +68,59 @@ def _pid(ceph, name):
         return int(f.read().strip())
 
 
-class Freezer(object):
-    """SIGSTOPs a daemon the moment the driver's map is done -- its stable path
-    exists, made after the kernel's add returned (the kernel lists the device
-    earlier, while add still reads the partition table) -- so the driver's next
-    step is its first read of the device; SIGCONT on exit."""
+def _cephlab():
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    from cephlab import cluster
+    return cluster
 
-    def __init__(self, ceph, image, daemon="osd.0", at_once=False):
-        self.pid = _pid(ceph, daemon)
+
+class Outage(object):
+    """Takes a daemon away the moment the driver's map is done -- its stable
+    path exists, made after the kernel's add returned (the kernel lists the
+    device earlier, while add still reads the partition table) -- so the
+    driver's next step is its first read of the device. The OSD is frozen and
+    killed (a crash; bluestore keeps its data) and started again on exit; a
+    monitor is frozen (SIGSTOP) and thawed."""
+
+    def __init__(self, ceph, image, daemon="osd", at_once=False):
+        self.ceph = ceph
+        self.daemon = daemon
         self.link = krbd.stable_path(krbd.ImageId(ceph.fsid, ceph.pool, "", image))
         self.stopped = threading.Event()
         self.done = threading.Event()
         self.at_once = at_once
+        self.error = []
         self.thread = threading.Thread(target=self._watch)
 
     def _watch(self):
         while not self.done.is_set():
             if self.at_once or os.path.lexists(self.link):
-                os.kill(self.pid, signal.SIGSTOP)
-                self.stopped.set()
+                try:
+                    if self.daemon == "osd":
+                        _cephlab().kill_osd(self.ceph.cluster["dir"])
+                    else:
+                        os.kill(_pid(self.ceph, self.daemon), signal.SIGSTOP)
+                    self.stopped.set()
+                except Exception as e:  # noqa: BLE001 - reported by the test
+                    self.error.append(e)
                 return
             time.sleep(0.005)
 
     def __enter__(self):
         self.thread.start()
+        if self.at_once:
+            self.stopped.wait(60)
         return self
 
     def __exit__(self, *exc):
         self.done.set()
-        self.thread.join(10)
-        os.kill(self.pid, signal.SIGCONT)
+        self.thread.join(60)
+        if self.stopped.is_set():
+            if self.daemon == "osd":
+                _cephlab().start_osd(self.ceph.cluster["dir"], timeout=300)
+            else:
+                os.kill(_pid(self.ceph, self.daemon), signal.SIGCONT)
+        assert not self.error, self.error
 
 
 def _sr(tree, ceph, image, **kw):
@@ -112,33 +136,16 @@ def _timed_failure(sr, command, **kw):
     return r, elapsed
 
 
-def _serving(ceph, timeout=300):
-    """Wait until the OSD serves I/O again (after a long SIGSTOP it rejoins first)."""
-    c = ceph.cluster
-    argv = ["rados", "--conf", c["conf"], "--keyring", c["admin_keyring"], "-p", ceph.pool,
-            "--rados-osd-op-timeout", "10", "put", "h13-probe", "/etc/hostname"]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if subprocess.run(argv, timeout=20, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
-                return
-        except subprocess.TimeoutExpired:
-            pass
-        assert time.monotonic() < deadline, "the OSD did not serve I/O again"
-        time.sleep(1)
-
-
 def _settle(sr):
-    """After SIGCONT: in-flight requests end; leave no mapping behind; Ceph serves again."""
+    """After the OSD is back: leave no mapping behind."""
     krbd.unmap(sr.image_id(), force=True, timeout=60)
     lvm(["vgchange", "-an", sr.vg], check=False)
-    _serving(sr.ceph)
 
 
 def test_osd_stopped_after_map_during_create(tree, ceph):
     image = new_image(ceph, "fc")
     sr = _sr(tree, ceph, image)
-    with Freezer(ceph, image) as f:
+    with Outage(ceph, image) as f:
         r, _ = _timed_failure(sr, "sr_create", args=[str(128 * MIB)])
         assert f.stopped.is_set()
     assert r.fault_code == 47, r  # SRUnavailable: no answer from the device
@@ -154,7 +161,7 @@ def test_osd_stopped_after_map_during_attach_and_delete(tree, ceph):
     sr = _sr(tree, ceph, image)
     sr.call("sr_create", args=[str(128 * MIB)])
     for command in ("sr_attach", "sr_delete"):
-        with Freezer(ceph, image) as f:
+        with Outage(ceph, image) as f:
             r, _ = _timed_failure(sr, command)
             assert f.stopped.is_set()
         assert r.fault_code == 47 and "no answer from the device" in r.fault_string, r
@@ -169,7 +176,7 @@ def test_monitor_gone_at_attach(tree, ceph):
     image = new_image(ceph, "fm")
     sr = _sr(tree, ceph, image)
     sr.call("sr_create", args=[str(128 * MIB)])
-    with Freezer(ceph, image, daemon="mon.a", at_once=True):
+    with Outage(ceph, image, daemon="mon.a", at_once=True):
         r, _ = _timed_failure(sr, "sr_attach")
     assert r.fault_code in (141, 47), r  # ISCSITarget / SRUnavailable
     assert not sr.mapped()
@@ -187,8 +194,7 @@ def test_lvm_of_another_vg_answers_while_the_rbd_cluster_is_down(tree, ceph, tmp
     try:
         lvm(["vgcreate", "-y", "h13_loop", loop])
         krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=60, osd_timeout=OSD_TIMEOUT)
-        with Freezer(ceph, image, at_once=True) as f:
-            f.stopped.wait(10)
+        with Outage(ceph, image, at_once=True):
             t0 = time.monotonic()
             res = lvm(["vgs", "--noheadings", "-o", "vg_name", "h13_loop"], timeout=OSD_TIMEOUT + MARGIN)
             elapsed = time.monotonic() - t0
