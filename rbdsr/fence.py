@@ -22,6 +22,7 @@ import sys
 
 from rbdsr.diversion import wants_rbd
 from rbdsr.errors import ConfigError, RBDError
+from rbdsr.xapilocal import local_session
 
 _ADDR_RE = re.compile(r"\A(?:v1:|v2:|any:)?(\[[0-9A-Fa-f:.]+\]|[0-9.]+):([0-9]{1,5})/([0-9]{1,10})\Z")
 
@@ -141,16 +142,12 @@ def main(argv=None):
     p.add_argument("--yes", action="store_true", help="blocklist (default: only show)")
     p.add_argument("--expire", type=int, default=None, help="seconds the blocklist entry lasts")
     a = p.parse_args(argv)
-    import XenAPI  # dom0's; only the command needs it
-    session = XenAPI.xapi_local()
-    session.xenapi.login_with_password("root", "", "", "rbdsr-fence")
     try:
-        found = fence(session, a.host_uuid, a.yes, a.expire)
+        with local_session("rbdsr-fence") as session:
+            found = fence(session, a.host_uuid, a.yes, a.expire)
     except RBDError as e:
         sys.stderr.write("rbdsr.fence: %s\n" % e)
         return 1
-    finally:
-        session.xenapi.session.logout()
     print("%d client instance(s) %s" % (len(found), "blocklisted" if a.yes else "found"))
     return 0
 

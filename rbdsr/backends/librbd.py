@@ -254,18 +254,8 @@ class LibrbdBackend(Backend):
             ioctx.close()
 
     def _resize(self, pool, namespace, name, size):
-        what = "growing image %s" % image_path(pool, namespace, name)
-        ioctx = self._ioctx(pool, namespace)
-        try:
-            img = self._image(ioctx, pool, namespace, name, read_only=False)
-            try:
-                img.resize(size, allow_shrink=False)
-            except (rbd.Error, rados.Error) as e:
-                raise map_rados_error(e, what)
-            finally:
-                img.close()
-        finally:
-            ioctx.close()
+        self._with_image(pool, namespace, name, "growing image %s" % image_path(pool, namespace, name),
+                         lambda img: img.resize(size, allow_shrink=False), read_only=False)
 
     def _remove(self, pool, namespace, name):
         self.check_names(pool, namespace, name)
@@ -280,35 +270,18 @@ class LibrbdBackend(Backend):
 
     def get_meta(self, pool, namespace, name, key):
         self.check_meta(key)
-        what = "reading metadata %s of %s" % (key, image_path(pool, namespace, name))
-        ioctx = self._ioctx(pool, namespace)
-        try:
-            img = self._image(ioctx, pool, namespace, name)
+        def get(img):
             try:
                 return img.metadata_get(key)
             except KeyError:
                 return None
-            except (rbd.Error, rados.Error) as e:
-                raise map_rados_error(e, what)
-            finally:
-                img.close()
-        finally:
-            ioctx.close()
+        return self._with_image(pool, namespace, name,
+                                "reading metadata %s of %s" % (key, image_path(pool, namespace, name)), get)
 
     def set_meta(self, pool, namespace, name, key, value):
         self.check_meta(key, value)
-        what = "writing metadata %s of %s" % (key, image_path(pool, namespace, name))
-        ioctx = self._ioctx(pool, namespace)
-        try:
-            img = self._image(ioctx, pool, namespace, name, read_only=False)
-            try:
-                img.metadata_set(key, value)
-            except (rbd.Error, rados.Error) as e:
-                raise map_rados_error(e, what)
-            finally:
-                img.close()
-        finally:
-            ioctx.close()
+        self._with_image(pool, namespace, name, "writing metadata %s of %s" % (key, image_path(pool, namespace, name)),
+                         lambda img: img.metadata_set(key, value), read_only=False)
 
     def blocklist_add(self, addr, expire=None):
         from rbdsr.fence import instance_addr
