@@ -463,18 +463,31 @@ class RBDSR(shim.ISCSI_SR):
             t.backend().remove_image(cfg.pool, cfg.namespace, cfg.image, sr_uuid)
             _log("removed image %s (delete_image=true)" % t.image_id().spec())
 
+    def _check_answering(self):
+        """SRUnavailable at once when our device has requests stuck in flight:
+        the cluster is not answering, and LVM would wait for them (up to the
+        map's osd_request_timeout) -- e.g. the scan sm runs after an attach
+        that failed on a dead cluster and left the device mapped."""
+        mapped = krbd.find_mapped(self.iscsi.image_id())
+        busy = devio.inflight(krbd.dev_path(mapped)) if mapped is not None else None
+        if busy:
+            raise xs_errors.XenError("SRUnavailable", opterr="image %s has %d requests in flight that Ceph "
+                                     "does not answer" % (self.iscsi.image_id().spec(), busy))
+
     @sm_errors("scan")
     def scan(self, sr_uuid):
         # sm also scans after a failed attach (SRCommand's finally): say so plainly
         if not self.iscsi.attached:
             raise xs_errors.XenError("SRUnavailable", opterr="image %s is not mapped on this host: "
                                      "the SR is not attached here" % self.iscsi.image_id().spec())
+        self._check_answering()
         self._pathrefresh()
         shim.LVM_SR.scan(self, sr_uuid)
 
     @sm_errors("update")
     def update(self, sr_uuid):
         if self.iscsi.attached:
+            self._check_answering()
             self._pathrefresh()
             if self.dconf.get("SRmaster") == "true" and lvutil._checkVG(self.vgname):
                 self._expand_size()
