@@ -24,7 +24,12 @@ guest sees as a disk error. OSD_REQUEST_TIMEOUT (120 s) is open-iscsi's
 default replacement_timeout, the time dom0's iSCSI SRs let I/O wait for a
 lost target: far beyond an OSD failover (heartbeat grace 20 s plus
 peering), so only a cluster that is really down fails guest I/O. The SR's
-device-config `osd_timeout` changes it (0 = wait for ever).
+device-config `osd_timeout` changes it (0 = wait for ever). The option is
+libceph's since Linux 4.11 (commit 7cc5e38f2f0b), so dom0's 4.19 has it; the
+kernel sweeps requests every osdkeepalive (5 s), so a request fails between
+the timeout and 5 s after it. A map is not covered in full: the kernel's add
+reads the partition table before it returns, each read bounded by this
+timeout, in a thread the driver waits for only `timeout` seconds.
 
 Concurrency: map and unmap take a host-wide flock, so two callers never map
 the same image twice.
