@@ -20,6 +20,8 @@ from rbdsr.secret import Secret, is_cephx_key, read_keyring
 DEFAULT_MON_PORT = 6789
 MSGR2_PORT = 3300
 DEFAULT_TIMEOUT = 30
+# krbd osd_request_timeout: why 120 s is in rbdsr/krbd.py's docstring.
+DEFAULT_OSD_TIMEOUT = 120
 DEFAULT_SSH_CEPHX_ID = "xcpng-rbdsr"
 MAX_MONITORS = 16
 MIN_SIZE = 64 << 20
@@ -48,6 +50,8 @@ CONFIG_KEYS = [
     ["size", "image size for sr-create when the image does not exist (bytes, or with K/M/G/T suffix)"],
     ["timeout", "seconds for any Ceph or SSH operation (default 30)"],
     ["delete_image", "sr-delete also removes the image when it is ours (true/false, default false)"],
+    ["osd_timeout", "seconds the kernel lets I/O wait for unresponsive OSDs before failing it (default 120, "
+                    "0 = for ever; LVM on the whole host waits as long)"],
 ]
 
 # Ceph's rules: pool, namespace and image names cannot hold '/' or '@' (the
@@ -230,6 +234,16 @@ def parse_timeout(text, field="timeout"):
     return value
 
 
+def parse_osd_timeout(text, field="osd_timeout"):
+    """0 (never) or 10-3600 whole seconds: the krbd osd_request_timeout."""
+    if not re.match(r"\A[0-9]{1,4}\Z", text.strip()):
+        raise _err(field, "%s is not a whole number of seconds" % _show(text))
+    value = int(text)
+    if value != 0 and not 10 <= value <= 3600:
+        raise _err(field, "%s seconds is outside 10-3600 (or 0 for no limit)" % text.strip())
+    return value
+
+
 def _abs_path(text, field):
     if not text.startswith("/") or "\x00" in text or len(text) > 1024:
         raise _err(field, "%s must be an absolute path" % _show(text))
@@ -260,6 +274,7 @@ class TargetConfig(object):
         self.size = None
         self.timeout = float(DEFAULT_TIMEOUT)
         self.delete_image = False
+        self.osd_timeout = DEFAULT_OSD_TIMEOUT
         self.resolved = None  # [(ip, port)] after resolve()
 
     def __repr__(self):
@@ -315,6 +330,9 @@ class TargetConfig(object):
         text = _raw(dconf, "delete_image")
         if text:
             cfg.delete_image = parse_bool(text, "delete_image")
+        text = _raw(dconf, "osd_timeout")
+        if text:
+            cfg.osd_timeout = parse_osd_timeout(text)
         return cfg
 
     def _load_credentials(self, dconf, secret_reader):

@@ -16,6 +16,21 @@ Bounded time: `mount_timeout` makes the kernel give up on dead monitors, and
 every sysfs write runs in a helper thread joined with a timeout, so the
 caller is never blocked beyond its timeout even if the kernel is.
 
+`osd_request_timeout` bounds what no caller can: I/O the kernel has sent to
+OSDs that do not answer. Without it such a request waits for ever -- the
+device, every process reading it, and every LVM command on the host (LVM
+scans all RBD devices) with it. With it the request fails with EIO, which a
+guest sees as a disk error. OSD_REQUEST_TIMEOUT (120 s) is open-iscsi's
+default replacement_timeout, the time dom0's iSCSI SRs let I/O wait for a
+lost target: far beyond an OSD failover (heartbeat grace 20 s plus
+peering), so only a cluster that is really down fails guest I/O. The SR's
+device-config `osd_timeout` changes it (0 = wait for ever). The option is
+libceph's since Linux 4.11 (commit 7cc5e38f2f0b), so dom0's 4.19 has it; the
+kernel sweeps requests every osdkeepalive (5 s), so a request fails between
+the timeout and 5 s after it. A map is not covered in full: the kernel's add
+reads the partition table before it returns, each read bounded by this
+timeout, in a thread the driver waits for only `timeout` seconds.
+
 Concurrency: map and unmap take a host-wide flock, so two callers never map
 the same image twice.
 """
@@ -29,6 +44,7 @@ import time
 
 from rbdsr import kernel_keyring, proc, sysfs
 from rbdsr.bounded import run_bounded
+from rbdsr.config import DEFAULT_OSD_TIMEOUT
 from rbdsr.hostlock import HostLock
 from rbdsr.errors import (AuthError, ConfigError, InUseError, MapError, NotFoundError, RBDError,
                           TimeoutError_, UnreachableError)
@@ -44,6 +60,7 @@ MODPROBE_TIMEOUT = 30.0
 UDEV_WAIT = 10.0  # how long we let udev create /dev/rbdN before doing it ourselves
 POLL = 0.05
 BUSY_RETRY = 5.0  # seconds an unexplained EBUSY on unmap is retried (udev probes)
+OSD_REQUEST_TIMEOUT = DEFAULT_OSD_TIMEOUT  # see the module docstring
 
 
 class ImageId(collections.namedtuple("ImageId", "fsid pool namespace image snap")):
@@ -166,7 +183,7 @@ def resolve_monitors(monitors, timeout=10.0, resolver=None):
 # ---------------------------------------------------------------- add string
 
 def build_options(cephx_id, mount_timeout, read_only=False, fsid=None, namespace="",
-                  use_keyring=True, key=None, extra=None):
+                  use_keyring=True, key=None, extra=None, osd_timeout=None):
     """The comma-separated option list. With use_keyring=False the result holds
     the key: the caller must treat it as a secret."""
     _check_cephx_id(cephx_id)
@@ -177,6 +194,8 @@ def build_options(cephx_id, mount_timeout, read_only=False, fsid=None, namespace
         else:
             opts.append("secret=%s" % (key.reveal() if hasattr(key, "reveal") else key))
     opts.append("mount_timeout=%d" % max(1, int(mount_timeout)))
+    if osd_timeout:
+        opts.append("osd_request_timeout=%d" % max(1, int(osd_timeout)))
     if fsid:
         opts.append("fsid=%s" % fsid)
     if namespace:
@@ -314,11 +333,12 @@ def _keyring_usable(cephx_id, key):
 
 def map_image(image_id, monitors, cephx_id, key=None, read_only=False, timeout=60.0,
               extra_options=None, use_keyring=None, sysfs_root=sysfs.SYSFS, dev=DEV,
-              stable_root=STABLE_ROOT, lock_path=LOCK_PATH):
+              stable_root=STABLE_ROOT, lock_path=LOCK_PATH, osd_timeout=OSD_REQUEST_TIMEOUT):
     """Map image_id (idempotent) and return MappedDevice.
 
     monitors: [(host, port)] or ["host[:port]"]; key: a Secret (or None for
-    auth none); use_keyring: None = keyring when usable, else secret=.
+    auth none); use_keyring: None = keyring when usable, else secret=;
+    osd_timeout: the map's osd_request_timeout (0/None: none).
     Everything is bounded by `timeout` seconds.
     """
     validate(image_id)
@@ -342,7 +362,7 @@ def map_image(image_id, monitors, cephx_id, key=None, read_only=False, timeout=6
         mount_timeout = max(1, int(remaining) - 1)
         before = set(i.dev_id for i in sysfs.list_mapped(sysfs_root))
         options = build_options(cephx_id, mount_timeout, read_only, image_id.fsid, image_id.namespace,
-                                bool(use_keyring), key, extra_options)
+                                bool(use_keyring), key, extra_options, osd_timeout)
         tail = image_id.pool + " " + image_id.image
         if image_id.snap != sysfs.HEAD_SNAP:
             tail += " " + image_id.snap
@@ -359,8 +379,10 @@ def map_image(image_id, monitors, cephx_id, key=None, read_only=False, timeout=6
         if dev_id is None:
             # Not expected: the kernel took the request but shows no such device.
             new = [i for i in sysfs.list_mapped(sysfs_root) if i.dev_id not in before]
-            raise MapError("the kernel accepted the map of %s but no matching device appeared (new: %s)"
-                           % (image_id.spec(), ", ".join("rbd%d" % i.dev_id for i in new) or "none"))
+            released = _release_unmatched(new, image_id, sysfs_root, dev)
+            raise MapError("the kernel accepted the map of %s but no matching device appeared (new: %s%s)"
+                           % (image_id.spec(), ", ".join("rbd%d" % i.dev_id for i in new) or "none",
+                              "; unmapped again" if released else ""))
         try:
             return _finish(dev_id, image_id, deadline, sysfs_root, dev, stable_root)
         except RBDError:
@@ -370,6 +392,26 @@ def map_image(image_id, monitors, cephx_id, key=None, read_only=False, timeout=6
             except RBDError:
                 pass
             raise
+
+
+def _release_unmatched(new, image_id, sysfs_root, dev):
+    """Unmap the devices our own write made (same pool and image name, under
+    the host lock, nothing can have opened them) that find_mapped did not
+    match, e.g. a cluster fsid or namespace the kernel reports differently."""
+    released = False
+    for info in new:
+        if info.pool != image_id.pool or info.image != image_id.image:
+            continue
+        try:
+            unmap_device(info.dev_id, False, 10.0, sysfs_root, dev, image_id.spec())
+            released = True
+        except RBDError:
+            try:
+                unmap_device(info.dev_id, True, 10.0, sysfs_root, dev, image_id.spec())
+                released = True
+            except RBDError:
+                pass
+    return released
 
 
 def _finish(dev_id, image_id, deadline, sysfs_root, dev, stable_root):
@@ -554,4 +596,5 @@ def image_id_from_config(cfg, fsid=None, snap=sysfs.HEAD_SNAP):
 def map_from_config(cfg, fsid=None, read_only=False, snap=sysfs.HEAD_SNAP, timeout=None):
     """map_image() for a TargetConfig (cephx id, key or keyring, monitors, timeout)."""
     return map_image(image_id_from_config(cfg, fsid, snap), cfg.monitors, cfg.cephx_id, cfg.cephx_secret(),
-                     read_only=read_only, timeout=cfg.timeout if timeout is None else timeout)
+                     read_only=read_only, timeout=cfg.timeout if timeout is None else timeout,
+                     osd_timeout=getattr(cfg, "osd_timeout", OSD_REQUEST_TIMEOUT))

@@ -186,6 +186,41 @@ class Backend(object):
     def get_meta(self, pool, namespace, name, key):
         raise NotImplementedError
 
+    def written_extents(self, pool, namespace, name):
+        """[(offset, length)] of every extent of the image ever written (Ceph's
+        own record: objects that exist), whatever the data reads as."""
+        raise NotImplementedError
+
+    def lockers(self, pool, namespace, name):
+        """[(locker, cookie, address)] of the image's advisory (rbd lock) locks."""
+        raise NotImplementedError
+
+    def _lock_add(self, pool, namespace, name, cookie):
+        """Take an exclusive advisory lock; InUseError when anyone holds one."""
+        raise NotImplementedError
+
+    def _lock_break(self, pool, namespace, name, locker, cookie):
+        raise NotImplementedError
+
+    def blocklist_add(self, addr, expire=None):
+        """Blocklist one client instance 'ip:port/nonce' (rbdsr.fence checks it)."""
+        raise NotImplementedError
+
+    def lock_image(self, pool, namespace, name, cookie):
+        """Hold the image's exclusive advisory lock under `cookie`: one holder
+        in the whole cluster, whichever host or backend asks."""
+        self._lock_add(pool, namespace, name, cookie)
+
+    def unlock_image(self, pool, namespace, name, cookie):
+        """Release every lock held under `cookie` (ours, also one a killed
+        earlier call of ours left); returns how many were released."""
+        n = 0
+        for locker, c, _addr in self.lockers(pool, namespace, name):
+            if c == cookie:
+                self._lock_break(pool, namespace, name, locker, cookie)
+                n += 1
+        return n
+
     def set_meta(self, pool, namespace, name, key, value):
         raise NotImplementedError
 

@@ -15,7 +15,7 @@ from rbdsr.backends.base import (
     LAYERING, Backend, ImageInfo, feature_names, image_path, load_json, parent_spec, parse_capacity,
     parse_fsid, parse_mon_dump, parse_rbd_pools,
 )
-from rbdsr.errors import AuthError, CephError, ConfigError, NotFoundError, RBDError, UnreachableError
+from rbdsr.errors import AuthError, CephError, ConfigError, InUseError, NotFoundError, RBDError, UnreachableError
 from rbdsr.secret import read_keyring
 
 CEPH_NOSNAP = 0xFFFFFFFFFFFFFFFE
@@ -259,18 +259,8 @@ class LibrbdBackend(Backend):
             ioctx.close()
 
     def _resize(self, pool, namespace, name, size):
-        what = "growing image %s" % image_path(pool, namespace, name)
-        ioctx = self._ioctx(pool, namespace)
-        try:
-            img = self._image(ioctx, pool, namespace, name, read_only=False)
-            try:
-                img.resize(size, allow_shrink=False)
-            except (rbd.Error, rados.Error) as e:
-                raise map_rados_error(e, what)
-            finally:
-                img.close()
-        finally:
-            ioctx.close()
+        self._with_image(pool, namespace, name, "growing image %s" % image_path(pool, namespace, name),
+                         lambda img: img.resize(size, allow_shrink=False), read_only=False)
 
     def _remove(self, pool, namespace, name):
         self.check_names(pool, namespace, name)
@@ -285,14 +275,45 @@ class LibrbdBackend(Backend):
 
     def get_meta(self, pool, namespace, name, key):
         self.check_meta(key)
-        what = "reading metadata %s of %s" % (key, image_path(pool, namespace, name))
-        ioctx = self._ioctx(pool, namespace)
-        try:
-            img = self._image(ioctx, pool, namespace, name)
+        def get(img):
             try:
                 return img.metadata_get(key)
             except KeyError:
                 return None
+        return self._with_image(pool, namespace, name,
+                                "reading metadata %s of %s" % (key, image_path(pool, namespace, name)), get)
+
+    def set_meta(self, pool, namespace, name, key, value):
+        self.check_meta(key, value)
+        self._with_image(pool, namespace, name, "writing metadata %s of %s" % (key, image_path(pool, namespace, name)),
+                         lambda img: img.metadata_set(key, value), read_only=False)
+
+    def blocklist_add(self, addr, expire=None):
+        from rbdsr.fence import instance_addr
+        addr = instance_addr(addr)
+        args = {"blocklistop": "add", "addr": addr}
+        if expire:
+            args["expire"] = float(expire)
+        what = "blocklisting %s" % addr
+        for prefix, op in (("osd blocklist", "blocklistop"), ("osd blacklist", "blacklistop")):  # < Pacific
+            cmd = dict(args, prefix=prefix)
+            cmd[op] = cmd.pop("blocklistop")
+            try:
+                ret, _out, status = self._cluster.mon_command(json.dumps(cmd), b"")
+            except rados.Error as e:
+                raise map_rados_error(e, what)
+            if ret == -errno.EINVAL and prefix == "osd blocklist":
+                continue  # a monitor that only knows the old name
+            if ret < 0:
+                raise map_rados_error(rados.OSError("", errno=-ret), what)
+            return
+
+    def _with_image(self, pool, namespace, name, what, fn, read_only=True):
+        ioctx = self._ioctx(pool, namespace)
+        try:
+            img = self._image(ioctx, pool, namespace, name, read_only=read_only)
+            try:
+                return fn(img)
             except (rbd.Error, rados.Error) as e:
                 raise map_rados_error(e, what)
             finally:
@@ -300,17 +321,44 @@ class LibrbdBackend(Backend):
         finally:
             ioctx.close()
 
-    def set_meta(self, pool, namespace, name, key, value):
-        self.check_meta(key, value)
-        what = "writing metadata %s of %s" % (key, image_path(pool, namespace, name))
-        ioctx = self._ioctx(pool, namespace)
-        try:
-            img = self._image(ioctx, pool, namespace, name, read_only=False)
+    def written_extents(self, pool, namespace, name):
+        out = []
+
+        def cb(offset, length, exists):
+            if exists:
+                out.append((offset, length))
+            return 0
+
+        def diff(img):
+            img.diff_iterate(0, img.size(), None, cb, include_parent=True, whole_object=True)
+            return out
+
+        return self._with_image(pool, namespace, name,
+                                "listing written extents of %s" % image_path(pool, namespace, name), diff)
+
+    def lockers(self, pool, namespace, name):
+        def ls(img):
+            got = img.list_lockers()
+            return [tuple(x) for x in got["lockers"]] if got else []
+        return self._with_image(pool, namespace, name, "listing locks of %s" % image_path(pool, namespace, name), ls)
+
+    def _lock_add(self, pool, namespace, name, cookie):
+        path = image_path(pool, namespace, name)
+
+        def lock(img):
             try:
-                img.metadata_set(key, value)
-            except (rbd.Error, rados.Error) as e:
-                raise map_rados_error(e, what)
-            finally:
-                img.close()
-        finally:
-            ioctx.close()
+                img.lock_exclusive(cookie)
+            except (rbd.ImageBusy, rbd.ImageExists):
+                raise InUseError("image %s is locked by %s" % (path, _holders(img.list_lockers())))
+        self._with_image(pool, namespace, name, "locking %s" % path, lock)
+
+    def _lock_break(self, pool, namespace, name, locker, cookie):
+        # librbd's break_lock also blocklists the locker: never do that to ourselves
+        own = locker == "client.%d" % self._cluster.get_instance_id()
+        self._with_image(pool, namespace, name, "unlocking %s" % image_path(pool, namespace, name),
+                         lambda img: img.unlock(cookie) if own else img.break_lock(locker, cookie))
+
+
+def _holders(got):
+    lockers = got["lockers"] if got else []
+    return ", ".join("%s (%s, %s)" % (c, cookie, a) for c, cookie, a in lockers) or "another client"

@@ -14,7 +14,8 @@ from rbdsr.backends.base import (
     parse_mon_dump, parse_rbd_pools,
 )
 from rbdsr.backends.sshconn import SSHConnection
-from rbdsr.errors import AuthError, CephError, ConfigError, NotFoundError, TimeoutError_, UnreachableError
+from rbdsr.errors import (AuthError, CephError, ConfigError, InUseError, NotFoundError, TimeoutError_,
+                          UnreachableError)
 from rbdsr.secret import Secret, contains_secret, is_cephx_key
 
 _ERRNO_RE = re.compile(r"\((\d+)\)")
@@ -208,6 +209,48 @@ class SSHBackend(Backend):
         spec = self._spec(pool, namespace, name)
         self.check_meta(key, value)
         self._run("rbd", ["image-meta", "set", spec, key, value], "writing metadata %s of %s" % (key, spec))
+
+    def written_extents(self, pool, namespace, name):
+        spec = self._spec(pool, namespace, name)
+        what = "listing written extents of %s" % spec
+        out = []
+        for e in expect_list(self._json("rbd", ["diff", "--whole-object", spec], what), what):
+            if str(field(e, "exists", (str, bool), what)).lower() == "true":
+                out.append((field(e, "offset", int, what), field(e, "length", int, what)))
+        return out
+
+    def lockers(self, pool, namespace, name):
+        spec = self._spec(pool, namespace, name)
+        what = "listing locks of %s" % spec
+        out = self._run("rbd", ["lock", "ls", "--format", "json", spec], what)
+        if not out.strip():
+            return []
+        got = load_json(out, what)
+        # rbd prints a list of {id, locker, address}; older releases a dict keyed by id
+        items = got if isinstance(got, list) else [dict(v, id=k) for k, v in got.items()] \
+            if isinstance(got, dict) else expect_list(got, what)
+        return [(field(e, "locker", str, what), field(e, "id", str, what), field(e, "address", str, what))
+                for e in items]
+
+    def blocklist_add(self, addr, expire=None):
+        from rbdsr.fence import instance_addr
+        addr = instance_addr(addr)
+        self._run("ceph", ["osd", "blocklist", "add", addr] + ([str(int(expire))] if expire else []),
+                  "blocklisting %s" % addr)
+
+    def _lock_add(self, pool, namespace, name, cookie):
+        spec = self._spec(pool, namespace, name)
+        try:
+            self._run("rbd", ["lock", "add", spec, cookie], "locking %s" % spec)
+        except CephError:
+            held = self.lockers(pool, namespace, name)
+            if not held:
+                raise
+            raise InUseError("image %s is locked by %s" % (spec, ", ".join("%s (%s, %s)" % h for h in held)))
+
+    def _lock_break(self, pool, namespace, name, locker, cookie):
+        spec = self._spec(pool, namespace, name)
+        self._run("rbd", ["lock", "rm", spec, cookie, locker], "unlocking %s" % spec)
 
 
 __all__ = ["SSHBackend", "TimeoutError_"]

@@ -8,6 +8,22 @@ from rbdsr.installer import sources, system
 MODULES_LOAD = "etc/modules-load.d/rbdsr.conf"
 PTH = "rbdsr.pth"
 PTH_TEXT = "/usr/lib/rbdsr\n"
+# Once per boot, after XAPI plugged its PBDs: unmap images of SRs not plugged here
+# (rbdsr/cleanup.py). Pulled in by a drop-in, so enabling needs no symlink.
+CLEANUP_UNIT = "etc/systemd/system/rbdsr-cleanup.service"
+CLEANUP_UNIT_TEXT = """[Unit]
+Description=RBDSR: unmap RBD images of SRs that are not plugged on this host
+Requires=xapi.service
+After=xapi.service xapi-init-complete.target
+Wants=xapi-init-complete.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/python3 -m rbdsr.cleanup --yes
+TimeoutStartSec=600
+"""
+CLEANUP_WANTS = "etc/systemd/system/multi-user.target.d/rbdsr-cleanup.conf"
+CLEANUP_WANTS_TEXT = "[Unit]\nWants=rbdsr-cleanup.service\n"
 
 
 class Refused(RBDError):

@@ -9,7 +9,8 @@ import os
 from rbdsr.errors import RBDError
 from rbdsr.installer import fileops, hook, lvmconf, sources, sweep, system, udevrule
 from rbdsr.installer import layout as layoutmod
-from rbdsr.installer.context import MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode
+from rbdsr.installer.context import (CLEANUP_UNIT, CLEANUP_UNIT_TEXT, CLEANUP_WANTS, CLEANUP_WANTS_TEXT,
+                                     MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode)
 from rbdsr.installer.manifest import Manifest
 
 # hooks first (sm stops reaching our code), then configuration, then our files
@@ -239,6 +240,14 @@ def uninstall(ctx):
         if data is not None and sources.COMMAND_MARK in data:
             fileops.remove(ctx.abs(rel))
             ctx.say("removed %s" % ctx.show(rel))
+    for rel, text in ((CLEANUP_UNIT, CLEANUP_UNIT_TEXT), (CLEANUP_WANTS, CLEANUP_WANTS_TEXT)):
+        if fileops.read_bytes(ctx.abs(rel)) == text.encode():
+            fileops.remove(ctx.abs(rel))
+            ctx.say("removed %s" % ctx.show(rel))
+            try:
+                os.rmdir(os.path.dirname(ctx.abs(rel)))
+            except OSError:
+                pass
     conf = decode(fileops.read_bytes(ctx.abs(MODULES_LOAD)))
     if conf is not None and [ln.strip() for ln in conf.splitlines() if ln.strip()] == ["rbd"]:
         fileops.remove(ctx.abs(MODULES_LOAD))

@@ -9,10 +9,11 @@ import sys
 from rbdsr.errors import RBDError
 from rbdsr.installer import fileops, hook, lvmconf, sources, sweep, system, udevrule, xapicheck
 from rbdsr.installer import layout as layoutmod
-from rbdsr.installer.context import MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode
+from rbdsr.installer.context import (CLEANUP_UNIT, CLEANUP_UNIT_TEXT, CLEANUP_WANTS, CLEANUP_WANTS_TEXT,
+                                     MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode)
 from rbdsr.installer.manifest import Manifest
 
-STEPS = ("state", "files", "pth", "compile", "udev-rule", "lvm-conf", "modules-load", "modprobe", "hook",
+STEPS = ("state", "files", "pth", "compile", "udev-rule", "lvm-conf", "modules-load", "modprobe", "cleanup-unit", "hook",
          "finish")
 STOP_ENV = "RBDSR_INSTALL_STOP_AFTER"
 STOP_EXIT = 99
@@ -379,6 +380,11 @@ class Enabler(object):
         err = system.modprobe_rbd()
         if err:
             self.ctx.say("warning: could not load the rbd module now (%s); it loads at boot" % err)
+
+    def step_cleanup_unit(self):
+        self._mkdirs([os.path.dirname(CLEANUP_UNIT), os.path.dirname(CLEANUP_WANTS)])
+        self.ensure_files([(CLEANUP_UNIT, "installed", lambda orig: CLEANUP_UNIT_TEXT.encode(), None),
+                           (CLEANUP_WANTS, "installed", lambda orig: CLEANUP_WANTS_TEXT.encode(), None)])
 
     def step_hook(self):
         for rel, new in sorted(self.hook_plan.items()):

@@ -15,12 +15,15 @@ import sys
 import time
 import xmlrpc.client
 
+from lvm_helpers import devio
 from lvm_helpers import pv as lvm_pv
 from lvm_helpers.cmd import run as lvm_run
 from rbdsr import callcheck
 from rbdsr import config as rbd_config
+from rbdsr import imageguard, krbd, sysfs
 from rbdsr.diversion import DIVERSION_PORT, wants_rbd
-from rbdsr.errors import ConfigError, InUseError, NotFoundError, RBDError
+from rbdsr.errors import (CephError, ConfigError, InUseError, NotFoundError, RBDError, TimeoutError_,
+                          UnreachableError)
 from rbdsr.smglue import probexml, shim
 from rbdsr.smglue.transport import RBDTransport
 from rbdsr.version import read_version
@@ -35,8 +38,6 @@ OWNER_META_KEY = rbd_config.OWNER_META_KEY
 UNSHAREABLE_FEATURES = ("exclusive-lock", "object-map", "fast-diff", "deep-flatten", "journaling")
 # Grow the PV when the device is at least this much bigger than the VG.
 GROW_THRESHOLD = 32 << 20
-# What device_state inspects at each end of the device.
-WIPE_BYTES = 1 << 20
 # Placeholder pool used to validate a probe that has no targetIQN yet.
 _PROBE_POOL = "rbdsr-probe"
 
@@ -97,6 +98,8 @@ def _describe(state, vg):
         return "an LVM PV of volume group %s" % vg if vg else "an LVM PV in no volume group"
     if state == lvm_pv.DATA:
         return "data (non-zero content or a known signature)"
+    if state == lvm_pv.UNKNOWN:
+        return "content that could not be examined (blkid gave no answer)"
     return state
 
 
@@ -240,7 +243,11 @@ class RBDSR(shim.ISCSI_SR):
     # -- checks ----------------------------------------------------------------
 
     def _device_state(self):
-        return lvm_pv.device_state(self.iscsi.device_path())
+        """device_state of our device, read in a child bounded by the SR's timeout."""
+        return devio.device_state(self.iscsi.device_path(), self.iscsi.cfg.timeout)
+
+    def _lvm(self, argv, check=True):
+        return lvm_run(argv, self.iscsi.cfg.timeout, check=check)
 
     def _check_holds_our_vg(self):
         state, vg = self._device_state()
@@ -250,7 +257,7 @@ class RBDSR(shim.ISCSI_SR):
 
     def _check_pvs(self):
         """RBD's checkPVScsiIds: every PV of our VG must be our image's device."""
-        res = lvm_run(["pvs", "--noheadings", "--separator", "|", "-o", "pv_name,vg_name"])
+        res = self._lvm(["pvs", "--noheadings", "--separator", "|", "-o", "pv_name,vg_name"])
         want = os.path.realpath(self.iscsi.device_path())
         for line in res.out.splitlines():
             parts = [p.strip() for p in line.split("|")]
@@ -276,21 +283,17 @@ class RBDSR(shim.ISCSI_SR):
                     return rec.get("SR")
         return None
 
-    def _wipe_lvm_leftovers(self):
-        """Zero the first and last MiB (what vgremove/pvremove leave: the metadata
-        area), so device_state says blank again. Only called on our own image."""
+    def _discard_image(self):
+        """Discard the whole device (the kernel client deletes the objects), so
+        neither the LVM metadata nor any VDI's data is left for the next SR on
+        the image to read. Only called on our own image, after sm removed the VG."""
         dev = self.iscsi.device_path()
-        size = lvm_pv.device_size(dev)
-        chunk = min(WIPE_BYTES, size)
-        fd = os.open(dev, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            zeros = bytes(chunk)
-            for offset in sorted(set([0, max(0, size - chunk)])):
-                os.pwrite(fd, zeros, offset)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _log("wiped LVM leftovers of %s; it now reads as %s" % (dev, self._device_state()[0]))
+        t0 = time.time()
+        done = devio.discard(dev, self.iscsi.cfg.timeout)
+        state = self._device_state()[0]
+        _log("discarded %s bytes of %s in %.2fs; it now reads as %s" % (done, dev, time.time() - t0, state))
+        if state != lvm_pv.BLANK:
+            raise CephError("image %s still reads as %s after the discard" % (self.iscsi.image_id().spec(), state))
 
     def _devserial(self):
         return "rbd-%s" % self.iscsi.serial()
@@ -304,12 +307,22 @@ class RBDSR(shim.ISCSI_SR):
         self._pathrefresh()
 
     def _unmap_after_failure(self, was_mapped):
-        """Roll back to unmapped when this call did the map."""
+        """Roll back to unmapped when this call did the map. Not while the
+        device has requests in flight (the cluster stopped answering): LVM
+        and the unmap would wait for them; they fail after the map's
+        osd_request_timeout, and the next attach, detach or the boot cleanup
+        finds the mapping."""
         if was_mapped:
             return
         try:
-            if lvm_run(["vgs", self.vgname], check=False).rc == 0:
-                lvm_run(["vgchange", "-an", self.vgname], check=False)
+            mapped = self.iscsi.mapped
+            busy = devio.inflight(mapped.dev_path) if mapped else None
+            if busy:
+                _log("rollback: %s has %d requests in flight to an unresponsive cluster; leaving it mapped "
+                     "(they fail within osd_timeout=%ss)" % (self.iscsi.image, busy, self.iscsi.cfg.osd_timeout))
+                return
+            if self._lvm(["vgs", self.vgname], check=False).rc == 0:
+                self._lvm(["vgchange", "-an", self.vgname], check=False)
             self.iscsi.detach(self.uuid)
         except Exception as e:  # noqa: BLE001 - the original error matters more
             _log("rollback: could not unmap %s: %s" % (self.iscsi.image, e))
@@ -326,27 +339,13 @@ class RBDSR(shim.ISCSI_SR):
             raise InUseError("image %s is already used by SR %s" % (spec, other))
         backend = t.backend()
         t.learn_fsid()
+        created = self._create_image_if_absent(backend, size)
+        # One sr_create per image in the whole cluster from here on.
+        claim = imageguard.CreateClaim(backend, cfg, sr_uuid, _log)
+        claim.acquire()
+        was_mapped = t.attached
         try:
             info = backend.image_info(cfg.pool, cfg.namespace, cfg.image)
-        except NotFoundError:
-            info = None
-        created = False
-        if info is None:
-            nbytes = int(size) if size and int(size) > 0 else cfg.size
-            if not nbytes:
-                raise ConfigError("image %s does not exist; give its size (device-config size=, or "
-                                  "physical-size) to create it" % spec, key="ConfigSCSIid")
-            if cfg.pool not in backend.list_pools():
-                # a CephFS or RGW pool is not ours to put an image in
-                raise ConfigError("pool %s is not an rbd pool (no rbd application); RBDSR creates images only "
-                                  "in rbd pools" % cfg.pool, key="ConfigTargetIQNMissing")
-            backend.create_image(cfg.pool, cfg.namespace, cfg.image, nbytes)
-            backend.set_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY, sr_uuid)
-            created = True
-            _log("created image %s (%d bytes, layering only), tagged %s=%s"
-                 % (spec, nbytes, OWNER_META_KEY, sr_uuid))
-            tag = sr_uuid
-        else:
             bad = [f for f in (info.features or []) if f in UNSHAREABLE_FEATURES]
             if bad:
                 raise ConfigError("image %s has features %s that dom0's kernel cannot share between "
@@ -357,34 +356,82 @@ class RBDSR(shim.ISCSI_SR):
                 raise ConfigError("image %s is a clone of %s; RBDSR needs a standalone image (rbd flatten %s)"
                                   % (spec, info.parent, spec), key="ConfigSCSIid")
             tag = backend.get_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY)
-        was_mapped = t.attached
-        try:
+            if tag != sr_uuid:
+                imageguard.check_not_open(backend, cfg, self._own_client_addrs())
             t.attach(sr_uuid)
             t._attach_LUN_bySCSIid(cfg.image)
             state, vg = self._device_state()
+            # Blank, or our own VG from an earlier attempt of this same sr_create.
             ours = tag == sr_uuid and state == lvm_pv.PV and vg == self.vgname
             if state != lvm_pv.BLANK and not ours:
                 raise InUseError("refusing to create an SR on image %s: it holds %s; RBDSR only formats "
                                  "a blank image (choose another image, or wipe this one if its content "
                                  "is not needed)" % (spec, _describe(state, vg)))
             if tag != sr_uuid:
+                # The ends read blank; Ceph knows whether anything else was ever written.
+                imageguard.check_never_written(backend, cfg)
                 if tag:
-                    _log("image %s was tagged by SR %s but is blank; re-tagging" % (spec, tag))
+                    _log("image %s was tagged by SR %s but was never written; re-tagging" % (spec, tag))
                 backend.set_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY, sr_uuid)
             self._pathrefresh()
             shim.LVM_SR.create(self, sr_uuid, size)
             scsiutil.add_serial_record(self.session, self.sr_ref, self._devserial())
-        except BaseException:
+        except BaseException as e:
             self._unmap_after_failure(was_mapped)
+            if isinstance(e, (TimeoutError_, UnreachableError)):
+                # The cluster stopped answering: cleaning up in Ceph would only add
+                # timeouts. This SR's next sr_create takes over the image and its lock.
+                _log("Ceph did not answer; image %s and its creation lock are left for this SR's "
+                     "next sr_create" % spec)
+                raise
             if created:
                 try:
                     backend.remove_image(cfg.pool, cfg.namespace, cfg.image, sr_uuid)
                     _log("removed image %s created by the failed sr_create" % spec)
                 except Exception as e:  # noqa: BLE001
                     _log("could not remove image %s after the failed sr_create: %s" % (spec, e))
+            claim.release()
             raise
+        claim.release()
         if not was_mapped:
             t.detach(sr_uuid)
+
+    def _create_image_if_absent(self, backend, size):
+        """Create the image (layering only) when it does not exist; True when
+        this call created it (losing a creation race to another pool is not)."""
+        t = self.iscsi
+        cfg = t.cfg
+        spec = t.image_id().spec()
+        try:
+            backend.image_info(cfg.pool, cfg.namespace, cfg.image)
+            return False
+        except NotFoundError:
+            pass
+        nbytes = int(size) if size and int(size) > 0 else cfg.size
+        if not nbytes:
+            raise ConfigError("image %s does not exist; give its size (device-config size=, or "
+                              "physical-size) to create it" % spec, key="ConfigSCSIid")
+        if cfg.pool not in backend.list_pools():
+            # a CephFS or RGW pool is not ours to put an image in
+            raise ConfigError("pool %s is not an rbd pool (no rbd application); RBDSR creates images only "
+                              "in rbd pools" % cfg.pool, key="ConfigTargetIQNMissing")
+        try:
+            backend.create_image(cfg.pool, cfg.namespace, cfg.image, nbytes)
+        except CephError:
+            try:
+                backend.image_info(cfg.pool, cfg.namespace, cfg.image)
+            except NotFoundError:
+                raise
+            _log("image %s appeared while we created it (another sr_create?)" % spec)
+            return False
+        _log("created image %s (%d bytes, layering only)" % (spec, nbytes))
+        return True
+
+    def _own_client_addrs(self):
+        """Our kernel client's instance ("ip:port/nonce") when the image is mapped here."""
+        dev_id = krbd.find_mapped(self.iscsi.image_id())
+        addr = sysfs.client_addr(dev_id) if dev_id is not None else None
+        return [addr] if addr else []
 
     @sm_errors("attach")
     def attach(self, sr_uuid):
@@ -415,8 +462,8 @@ class RBDSR(shim.ISCSI_SR):
         try:
             self._map_our_image(sr_uuid)
             shim.LVM_SR.delete(self, sr_uuid)
-            # It carried our VG a moment ago: leave it blank so a new SR can use it.
-            self._wipe_lvm_leftovers()
+            # It carried our VG a moment ago: leave nothing of it for the next SR.
+            self._discard_image()
         except BaseException:
             self._unmap_after_failure(was_mapped)
             raise
@@ -425,18 +472,31 @@ class RBDSR(shim.ISCSI_SR):
             t.backend().remove_image(cfg.pool, cfg.namespace, cfg.image, sr_uuid)
             _log("removed image %s (delete_image=true)" % t.image_id().spec())
 
+    def _check_answering(self):
+        """SRUnavailable at once when our device has requests stuck in flight:
+        the cluster is not answering, and LVM would wait for them (up to the
+        map's osd_request_timeout) -- e.g. the scan sm runs after an attach
+        that failed on a dead cluster and left the device mapped."""
+        mapped = krbd.find_mapped(self.iscsi.image_id())
+        busy = devio.inflight(krbd.dev_path(mapped)) if mapped is not None else None
+        if busy:
+            raise xs_errors.XenError("SRUnavailable", opterr="image %s has %d requests in flight that Ceph "
+                                     "does not answer" % (self.iscsi.image_id().spec(), busy))
+
     @sm_errors("scan")
     def scan(self, sr_uuid):
         # sm also scans after a failed attach (SRCommand's finally): say so plainly
         if not self.iscsi.attached:
             raise xs_errors.XenError("SRUnavailable", opterr="image %s is not mapped on this host: "
                                      "the SR is not attached here" % self.iscsi.image_id().spec())
+        self._check_answering()
         self._pathrefresh()
         shim.LVM_SR.scan(self, sr_uuid)
 
     @sm_errors("update")
     def update(self, sr_uuid):
         if self.iscsi.attached:
+            self._check_answering()
             self._pathrefresh()
             if self.dconf.get("SRmaster") == "true" and lvutil._checkVG(self.vgname):
                 self._expand_size()
@@ -448,7 +508,7 @@ class RBDSR(shim.ISCSI_SR):
         t = self.iscsi
         was_mapped = t.attached
         try:
-            t.attach(self.uuid)
+            t.attach(self.uuid, read_only=not was_mapped)  # a look only: map read-only
         except NotFoundError:
             if not self._image_absent_from_pool():
                 raise

@@ -124,12 +124,12 @@ class RBDTransport(object):
 
     # -- the BaseISCSISR surface ---------------------------------------------
 
-    def attach(self, sr_uuid):
+    def attach(self, sr_uuid, read_only=False):
         """Map the image (idempotent). Without an image (probe) there is nothing to map."""
         if not self.cfg.image:
             return
         t0 = time.time()
-        self.mapped = krbd.map_from_config(self.cfg, fsid=self.fsid)
+        self.mapped = krbd.map_from_config(self.cfg, fsid=self.fsid, read_only=read_only)
         self._log("RBDSR: %s mapped as %s (%s) in %.2fs"
                   % (self.image_id().spec(), self.mapped.dev_path, self.mapped.stable_path,
                      time.time() - t0))

@@ -235,7 +235,7 @@ def _write(root, rel, text, mode=0o644):
 
 def build_tree(root, layout="flat", driver_text=None):
     """A fake dom0 under root with `layout` ('flat' or 'package')."""
-    for d in ("var/lib", "usr/lib", "usr/sbin", "etc/modules-load.d", "etc/udev/rules.d",
+    for d in ("var/lib", "usr/lib", "usr/sbin", "etc/modules-load.d", "etc/udev/rules.d", "etc/systemd/system",
               "usr/lib64/python3.6/site-packages", "sys/bus"):
         os.makedirs(os.path.join(root, d))
     _write(root, "etc/xensource-inventory", _INVENTORY[layout])
