@@ -271,14 +271,15 @@ class Enabler(object):
                 self._retire(rel, entry)
 
     def _leave_to_package(self):
-        """Packaged: rpm put the release in place. Entries an earlier install from
-        a release directory made for /usr/lib/rbdsr are dropped: restoring or
-        removing those files now would fight rpm, which owns that directory."""
+        """Packaged: rpm put the release (and the commands) in place. Entries an
+        earlier install from a release directory made for them are dropped:
+        restoring or removing those files now would fight rpm, which owns them."""
         if self.ctx.dry_run:
             return
         m = self.manifest
+        commands = set(dest for _src, dest in sources.COMMANDS)
         for rel, entry in sorted(m.files.items()):
-            if entry["role"] == "installed" and rel.startswith(sources.INSTALL_DIR + "/"):
+            if entry["role"] == "installed" and (rel.startswith(sources.INSTALL_DIR + "/") or rel in commands):
                 del m.files[rel]
         m.data["dirs"] = [d for d in m.dirs if d != sources.INSTALL_DIR
                           and not d.startswith(sources.INSTALL_DIR + "/")]

@@ -33,6 +33,8 @@ def collect(source):
     if missing:
         raise RBDError("the release directory %s is incomplete: missing %s" % (source, ", ".join(missing)))
     files = ["RBDSR.py", "VERSION"] + [s for s in SCRIPTS if os.path.isfile(os.path.join(source, s))]
+    # the commands' sources too: a packaged install enables from /usr/lib/rbdsr itself
+    files += [src for src, _dest in COMMANDS]
     for name in sorted(os.listdir(os.path.join(source, "patches"))):
         if name.endswith((".json", ".in")):
             files.append("patches/" + name)

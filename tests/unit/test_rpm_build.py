@@ -51,11 +51,13 @@ def test_files_are_what_the_installer_installs(built):
         while d != lib and d.startswith(lib):
             dirs.add(d)
             d = os.path.dirname(d)
-    assert listed == files | dirs | {lib, PTH}
+    commands = set("/" + dest for _src, dest in sources.COMMANDS)
+    assert listed == files | dirs | {lib, PTH} | commands
     modes = dict(reversed(line.split(" ", 1)) for line in sh(
         ["rpm", "-qp", "--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]", rpm]).splitlines())
     assert modes[lib + "/install_rbdsr.py"] == "-rwxr-xr-x"
     assert modes[PTH] == "-rw-r--r--"
+    assert all(modes[c] == "-rwxr-xr-x" for c in commands)
 
 
 def test_scriptlets_and_sm_triggers(built):
