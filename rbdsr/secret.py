@@ -12,6 +12,7 @@ import re
 import struct
 import weakref
 
+from rbdsr import files
 from rbdsr.errors import ConfigError
 
 REDACTED = "<secret>"
@@ -67,6 +68,31 @@ def live_secret_values():
     """Values of the secrets alive in this process (for leak checks)."""
     # very short values would match harmless words; real keys are 40 characters
     return [s.reveal() for s in list(_LIVE) if len(s.reveal()) >= 8]
+
+
+# A cephx key's text: 38 base64 characters and "==" (base64 of 28 bytes).
+_KEYLIKE_RE = re.compile(r"[A-Za-z0-9+/]{38}==")
+WITHHELD = "(value withheld: it looks like a cephx key)"
+
+
+def looks_like_key(text):
+    """True when `text` holds something shaped like a cephx key (pasted in the wrong field)."""
+    return isinstance(text, str) and bool(_KEYLIKE_RE.search(text))
+
+
+def show(value, limit=60):
+    """A value safe to quote in a message, SMlog or a XAPI fault: printable
+    ASCII, bounded, and withheld entirely when it looks like a key or holds a
+    live secret. Every message that quotes a device-config value uses this."""
+    if isinstance(value, Secret):
+        return REDACTED
+    text = value if isinstance(value, str) else repr(value)
+    if looks_like_key(text) or contains_secret(text):
+        return WITHHELD
+    text = "".join(c if 0x20 <= ord(c) < 0x7F else "?" for c in text)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return repr(text)
 
 
 def contains_secret(text):
@@ -131,25 +157,23 @@ def parse_keyring_text(text, entity):
 _MAX_KEYRING_BYTES = 1 << 20
 
 
-def read_keyring(path, entity):
-    """Read the key of `entity` from the keyring file at `path`.
+def read_keyring(path, entity, name=None):
+    """Read the key of `entity` from the keyring file at `path` (a regular file:
+    a FIFO or device there must not block us).
 
-    Errors name the path and entity, never file content.
+    Errors name the file as `name` (default: the path; the caller passes
+    something else when the path itself came from a secret field) and the
+    entity, never file content.
     """
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_KEYRING_BYTES + 1)
-    except (IOError, OSError) as e:
-        raise ConfigError("cannot read keyring %s: %s" % (path, e.strerror or e.__class__.__name__))
-    if len(data) > _MAX_KEYRING_BYTES:
-        raise ConfigError("keyring %s is too big to be a keyring" % path)
+    name = path if name is None else name
+    data = files.read_regular(path, _MAX_KEYRING_BYTES, "keyring %s" % name)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError("keyring %s is not a text keyring" % path)
+        raise ConfigError("keyring %s is not a text keyring" % name)
     key = parse_keyring_text(text, entity)
     if key is None:
-        raise ConfigError("keyring %s has no key for %s" % (path, entity))
+        raise ConfigError("keyring %s has no key for %s" % (name, entity))
     if not is_cephx_key(key):
-        raise ConfigError("the key for %s in keyring %s is not a valid cephx key" % (entity, path))
+        raise ConfigError("the key for %s in keyring %s is not a valid cephx key" % (entity, name))
     return key

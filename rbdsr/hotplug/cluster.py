@@ -10,6 +10,7 @@ call.
 """
 import os
 
+from rbdsr import monaddr
 from rbdsr.errors import RBDError
 
 
@@ -61,7 +62,7 @@ class Cluster(object):
         if keyring:
             settings["keyring"] = keyring
         if monitors:
-            settings["mon_host"] = ",".join(_fmt(h, p) for h, p in monitors)
+            settings["mon_host"] = monaddr.format_list(monitors)
         rados = self.rados
         try:
             if conf_path and os.path.exists(conf_path):
@@ -129,7 +130,3 @@ class Cluster(object):
         if namespace:
             ioctx.set_namespace(namespace)
         return ioctx
-
-
-def _fmt(host, port):
-    return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)

@@ -16,6 +16,7 @@ import pytest
 from rbdsr.backends import open_backend
 from rbdsr.backends.base import OWNER_META_KEY
 from rbdsr.config import TargetConfig
+from rbdsr.credentials import resolve
 from rbdsr.errors import RBDError
 from tests.ceph import backendkit as kit
 from tests.sshd import sshd  # noqa: F401  (fixture)
@@ -108,7 +109,7 @@ def exercise(b, pool, name, errors):
     b.monitors()
     b.list_pools()
     b.pool_capacity(pool)
-    b.credentials()
+    resolve(b.cfg, getattr(b, "fetch_credentials", None))
     b.create_image(pool, "", name, 64 * MiB)
     b.list_images(pool)
     b.image_info(pool, "", name)
@@ -146,7 +147,7 @@ def test_no_secret_leaks(ceph_cluster, sshd, env, caplog, tmp_path):  # noqa: F8
             d = sshd.dconf(ceph_cluster, pool, cephx_id=ssh_id, create_cephx_user="true")
             with open_backend(TargetConfig.from_dconf(d)) as b:
                 exercise(b, pool, "leak-ssh-%d" % round_, errors)
-                assert b.credentials()[1].reveal() == ssh_key
+                assert b.fetch_credentials().key.reveal() == ssh_key
             # failing logins too
             for bad in (dict(d, chappassword=sshd.password + "x"), dict(d, ssh_host_key="SHA256:" + "C" * 43)):
                 try:
