@@ -88,7 +88,7 @@ class SSHConnection(object):
         dog = _Watchdog(max(0.1, deadline - time.monotonic()), self._abort)
         try:
             self._login(sock, password, timeout, host_key_fp, known_hosts)
-        except BaseException as e:
+        except BaseException:
             self.close()
             if dog.fired:  # whatever paramiko said, the cause is the deadline
                 raise TimeoutError_("SSH to %s: no login within %ss" % (self.where, timeout))
