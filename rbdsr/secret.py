@@ -2,8 +2,8 @@
 
 A `Secret` hides its value from str()/repr()/format(), so it cannot leak into
 a log line or an exception message by accident; `.reveal()` is the one way to
-the value and only the kernel keyring, the librados config setter and the SSH
-transport call it. Every live secret value is also remembered (weakly, by
+the value and only the kernel keyring (and krbd's inline `secret=` fallback),
+the librados config setter, the SSH login and the HA config call it. Every live secret value is also remembered (weakly, by
 object) so `rbdsr.proc` can refuse to put one on a command line.
 """
 import base64
