@@ -85,7 +85,7 @@ class SSHConnection(object):
         except (OSError, socket.error) as e:
             raise UnreachableError("SSH to %s: cannot connect (%s)" % (self.where, e.strerror or e))
         self._sock = sock
-        dog = _Watchdog(max(0.1, deadline - time.monotonic()), self._abort)
+        dog = _Watchdog(max(0.1, deadline - time.monotonic()), self.close)
         try:
             self._login(sock, password, timeout, host_key_fp, known_hosts)
         except BaseException:
@@ -98,17 +98,6 @@ class SSHConnection(object):
         if dog.fired:
             self.close()
             raise TimeoutError_("SSH to %s: no login within %ss" % (self.where, timeout))
-
-    def _abort(self):
-        """The watchdog's action: close transport and socket, waking any paramiko wait."""
-        t, sock = self._transport, self._sock
-        if t is not None:
-            t.close()
-        if sock is not None:
-            try:
-                sock.close()
-            except (OSError, socket.error):
-                pass
 
     def _login(self, sock, password, timeout, host_key_fp, known_hosts):
         paramiko = self._paramiko
@@ -186,7 +175,7 @@ class SSHConnection(object):
             raise UnreachableError("SSH to %s: the connection is closed" % self.where)
         deadline = time.time() + timeout
         # A small margin over the read loop's own deadline, so it reports first when it can.
-        dog = _Watchdog(timeout + 1.0, self._abort)
+        dog = _Watchdog(timeout + 1.0, self.close)
         try:
             return self._run(argv, command, timeout, deadline)
         except (RBDError, self._paramiko.SSHException, EOFError, OSError, socket.error) as e:
@@ -239,6 +228,7 @@ class SSHConnection(object):
                           b"".join(err).decode("utf-8", "replace"))
 
     def close(self):
+        """Close transport and socket (also the watchdog's action: it wakes any paramiko wait)."""
         t, self._transport = self._transport, None
         sock, self._sock = self._sock, None
         if t is not None:
