@@ -109,20 +109,27 @@ CEPHX_KEY_LEN = 40  # base64 of 28 bytes
 _B64_RE = re.compile(r"\A[A-Za-z0-9+/]{38}==\Z")
 
 
-def is_cephx_key(text):
-    """True when text is exactly a cephx secret key (base64, 28 bytes, type 1, len 16)."""
+def cephx_key_bytes(text):
+    """The 28 raw bytes of a cephx secret key (what the kernel's "ceph" key type
+    takes), or None when `text` (str or Secret) is not exactly one: base64 of
+    28 bytes, type 1 (AES), secret length 16. The one decoder of key text."""
     if isinstance(text, Secret):
         text = text.reveal()
     if not isinstance(text, str) or not _B64_RE.match(text):
-        return False
+        return None
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, ValueError):
-        return False
+        return None
     if len(raw) != _CEPHX_HEADER.size + 16:
-        return False
+        return None
     ktype, _sec, _nsec, klen = _CEPHX_HEADER.unpack(raw[:_CEPHX_HEADER.size])
-    return ktype == 1 and klen == 16
+    return raw if ktype == 1 and klen == 16 else None
+
+
+def is_cephx_key(text):
+    """True when text is exactly a cephx secret key (cephx_key_bytes)."""
+    return cephx_key_bytes(text) is not None
 
 
 def make_cephx_key(secret_bytes, sec=0, nsec=0):

@@ -8,7 +8,7 @@ BREAK_USAGE = "block-rbd break-claim TARGET [--host HOST] [--dry-run]"
 
 
 def do_claims(target, out):
-    ctx = Context(target, need_key=False)
+    ctx = Context(target)
     with ctx.connect() as c:
         ioctx, image = _open_image(c, target.ref)
         try:
@@ -44,7 +44,7 @@ def do_break_claim(target, args, environ, out, log, xs=None):
         def select(cl):
             return cl.host == host
         what = "claims of host %s" % host
-    ctx = Context(target, need_key=False)
+    ctx = Context(target)
     with ctx.connect() as c:
         ioctx, image = _open_image(c, target.ref)
         try:

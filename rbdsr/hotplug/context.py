@@ -24,9 +24,9 @@ def image_id_of(ref, fsid):
 
 
 class Context(object):
-    """What every command needs from a target: ceph.conf, monitors, keyring, key."""
+    """What every command needs from a target: ceph.conf, monitors, credentials, fsid."""
 
-    def __init__(self, target, need_key=True):
+    def __init__(self, target):
         self.target = target
         if target.conf_given and not os.path.exists(target.conf):
             raise ConfigError("conf=%s does not exist" % target.conf)
@@ -36,7 +36,6 @@ class Context(object):
             raise ConfigError("no Ceph monitors: set mon_host in %s or give mon=ADDR;ADDR in the target"
                               % target.conf)
         self.creds = credentials.find_keyring(target.cephx_id, target.keyring, self.conf.keyring)
-        self.keyring = self.creds.source[len("keyring "):]
         self.fsid = target.fsid or self.conf.fsid
 
     def connect(self):
@@ -44,8 +43,8 @@ class Context(object):
             raise cluster.NoLibrbdError(NO_LIBRBD)
         # librados reads ceph.conf itself (v2 addresses included); mon= overrides it.
         conf = self.target.conf if os.path.exists(self.target.conf) else None
-        c = cluster.Cluster(self.target.cephx_id, conf, self.keyring,
-                            self.target.monitors or (None if conf else self.monitors), self.target.timeout)
+        c = cluster.Cluster(self.creds, conf, self.target.monitors or (None if conf else self.monitors),
+                            self.target.timeout)
         try:
             fsid = c.fsid()
             if self.fsid and fsid != self.fsid:

@@ -139,7 +139,7 @@ def do_remove(xs, backend, environ, log):
             krbd.unmap(image_id, timeout=target.timeout)
             log.info("%s: unmapped %s (rbd%d)" % (backend, ref.spec(), dev_id))
     if cookie:
-        ctx = Context(target, need_key=False)
+        ctx = Context(target)
         with ctx.connect() as c:
             n = _release(c, ref, cookie)
         log.info("%s: released %d claim(s) on %s" % (backend, n, ref.spec()))

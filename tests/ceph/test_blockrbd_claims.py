@@ -19,6 +19,7 @@ import rbd
 
 from rbdsr.errors import InUseError, NotFoundError
 from rbdsr.hotplug import claims
+from rbdsr.credentials import from_keyring
 from rbdsr.hotplug.cluster import Cluster
 from rbdsr.hotplug.script import ensure_clone
 from rbdsr.hotplug.target import parse_target
@@ -39,7 +40,7 @@ class Host(object):
         self.name = name
 
     def connect(self):
-        return Cluster("admin", self.ceph.conf_path, self.ceph.admin_keyring_path, None, 30)
+        return Cluster(from_keyring("admin", self.ceph.admin_keyring_path), self.ceph.conf_path, None, 30)
 
     def _with_image(self, image, fn):
         with self.connect() as c:
