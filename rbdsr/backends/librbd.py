@@ -83,6 +83,7 @@ class LibrbdBackend(Backend):
                 cluster.conf_set(k, v)
             if key is not None:
                 cluster.conf_set("key", key.reveal())
+                cluster.conf_set("keyring", "/dev/null")  # no keyring file read behind our back
         except rados.Error as e:
             raise map_rados_error(e, "setting up the Ceph client")
         try:

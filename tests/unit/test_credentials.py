@@ -211,6 +211,15 @@ def test_known_hosts_fifo_is_refused_not_waited_on(tmp_path):
         _bounded(lambda: conn._load_known_hosts(p, missing_ok=False))
 
 
+def test_ceph_conf_fifo_is_refused_before_librados_opens_it(tmp_path):
+    pytest.importorskip("rados", reason="the Ceph bindings exist for the 3.11 tier only")
+    from rbdsr.backends.librbd import LibrbdBackend
+    cfg = TargetConfig.from_dconf(dconf(ceph_conf=_fifo(tmp_path)))
+    with pytest.raises(ConfigError) as e:
+        _bounded(lambda: LibrbdBackend(cfg, credentials.resolve(cfg)))
+    assert "not a regular file" in str(e.value)
+
+
 def test_directory_and_missing_files(tmp_path):
     with pytest.raises(ConfigError):
         files.read_regular(str(tmp_path), 100, "x")
