@@ -122,16 +122,18 @@ class SSHBackend(Backend):
         if cfg.cephx_id == "admin":
             raise AuthError("refusing to fetch the admin key over SSH")
         osd_cap = caps.osd_cap(cfg.pool, cfg.namespace)
-        if cfg.create_cephx_user:
-            what = "creating cephx user %s" % entity
-            self._ceph(what, "auth", "get-or-create-key", entity, "mon", caps.MON_CAP, "osd", osd_cap)
         what = "fetching cephx user %s" % entity
+        # one CLI call in the usual case (the user exists); each costs seconds on a monitor
         try:
             obj = self._ceph(what, "auth", "get", entity)
         except NotFoundError:
-            raise NotFoundError("cephx user %s does not exist: create it (ceph auth get-or-create %s mon"
-                                " '%s' osd '%s') or set create_cephx_user=true"
-                                % (entity, entity, caps.MON_CAP, osd_cap))
+            if not cfg.create_cephx_user:
+                raise NotFoundError("cephx user %s does not exist: create it (ceph auth get-or-create %s mon"
+                                    " '%s' osd '%s') or set create_cephx_user=true"
+                                    % (entity, entity, caps.MON_CAP, osd_cap))
+            self._ceph("creating cephx user %s" % entity, "auth", "get-or-create-key", entity,
+                       "mon", caps.MON_CAP, "osd", osd_cap)
+            obj = self._ceph(what, "auth", "get", entity)
         entries = expect_list(obj, what)
         if len(entries) != 1:
             raise CephError("unexpected answer from Ceph to %s" % what)

@@ -257,3 +257,27 @@ def test_create_user_for_a_namespace(ceph_cluster, sshd, admin, pool):  # noqa: 
         assert [i.name for i in lib.list_images(pool, ns)] == ["mine"]
         with pytest.raises(AuthError):
             lib.create_image(pool, "", "not-mine", 64 * MiB)
+
+
+@pytest.mark.parametrize("granted", [
+    ["mon", "allow *", "osd", "allow *"],                          # admin-like
+    ["mon", "profile rbd", "osd", "allow rwx"],
+    ["mon", "profile rbd", "osd", "profile rbd pool=some-other-pool"],
+])
+def test_user_with_more_than_least_privilege_is_refused(ceph_cluster, sshd, admin, pool, granted):  # noqa: F811
+    cephx_id = "h12-caps-" + uuid.uuid4().hex[:6]
+    entry = kit.mon(admin, prefix="auth get-or-create", entity="client." + cephx_id, caps=granted)
+    key = entry[0]["key"]
+    try:
+        # with create_cephx_user too: an existing user is never widened or trusted blindly
+        d = sshd.dconf(ceph_cluster, pool, cephx_id=cephx_id, create_cephx_user="true")
+        with open_backend(TargetConfig.from_dconf(d)) as b:
+            with pytest.raises(AuthError) as e:
+                b.fetch_credentials()
+        assert "refusing the key of client.%s" % cephx_id in str(e.value)
+        assert key not in str(e.value) and "profile rbd pool=%s" % pool in str(e.value)
+        # and its caps are as they were
+        assert kit.mon(admin, prefix="auth get", entity="client." + cephx_id)[0]["caps"] == \
+            dict(zip(granted[::2], granted[1::2]))
+    finally:
+        kit.mon(admin, prefix="auth rm", entity="client." + cephx_id)

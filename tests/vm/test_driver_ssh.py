@@ -102,7 +102,7 @@ def test_ssh_mode_whole_path(tree, ceph, sshd):  # noqa: F811
     sr_uuid = h.new_uuid()
     refs = tree.seed(sr_uuid=sr_uuid, device_config={}, secrets=[sshd.password], extra_hosts=1)
     dconf = sshd.dconf(ceph, ceph.pool, SCSIid=image, cephx_id=cephx_id, create_cephx_user="true",
-                       timeout="60")
+                       timeout="150")  # TCG: one ceph CLI call can take a minute
     del dconf["chappassword"]
     dconf["chappassword_secret"] = refs["secrets"][sshd.password]
     db = h.XenAPI.load_db(tree.db)
