@@ -21,7 +21,7 @@ from rbdsr.errors import InUseError, NotFoundError
 from rbdsr.hotplug import claims
 from rbdsr.credentials import from_keyring
 from rbdsr.hotplug.cluster import Cluster
-from rbdsr.hotplug.script import ensure_clone
+from rbdsr.hotplug.clone import ensure_clone
 from rbdsr.hotplug.target import parse_target
 from tests import fakexenstore
 from tests.dom0files import ROOT
