@@ -50,6 +50,13 @@ def ImageRef(pool, namespace, image, snap=HEAD):
     return ImageId(None, pool, namespace, image, snap)
 
 
+def target_spec(ref):
+    """POOL[/NS]:IMAGE[@SNAP]: how a block-rbd command line names `ref` (for
+    command hints; messages use the one image spelling, ref.spec())."""
+    s = ref.pool + ("/" + ref.namespace if ref.namespace else "") + ":" + ref.image
+    return s + "@" + ref.snap if ref.is_snap else s
+
+
 class Target(object):
     """A parsed, validated target= string. `ref` is the image (or snapshot)."""
 

@@ -66,7 +66,7 @@ def do_add(xs, backend, environ, log):
         if want_claim:
             ioctx, image = _open_image(c, ref)
             try:
-                claimed = claims.acquire(image, c.rbd, ref.spec(), mode.write, cookie)
+                claimed = claims.acquire(image, c.rbd, ref, mode.write, cookie)
             finally:
                 _close(ioctx, image)
             log.info("claimed %s for %s (%s)" % (ref.spec(), "writing" if mode.write else "reading", cookie))

@@ -104,6 +104,10 @@ def files_containing(needles, since, skip):
     return found
 
 
+# the remote `ceph auth get client.X` that returns the fetched key (argv is NUL-separated)
+AUTH_GET = "auth\x00get\x00client."
+
+
 def exercise(b, pool, name, errors):
     b.fsid()
     b.monitors()
@@ -137,7 +141,7 @@ def test_no_secret_leaks(ceph_cluster, sshd, env, caplog, tmp_path):  # noqa: F8
     canary = "h2-canary-" + uuid.uuid4().hex  # positive control: a value that IS put on a command line
 
     caplog.set_level(logging.DEBUG)  # everything, paramiko included
-    scanner = ProcScanner(needles + [canary], ["get-or-create-key", "image-meta"], str(tmp_path / "stop"))
+    scanner = ProcScanner(needles + [canary], [AUTH_GET, "image-meta"], str(tmp_path / "stop"))
     errors = []
     try:
         subprocess.run(["sh", "-c", "sleep 0.3; : " + canary], timeout=10)
@@ -163,7 +167,7 @@ def test_no_secret_leaks(ceph_cluster, sshd, env, caplog, tmp_path):  # noqa: F8
 
     assert scan["scans"] > 10
     # the scanner did catch the short-lived remote CLI processes, so it would have seen a key there
-    assert {"get-or-create-key", "image-meta"} <= set(scan["seen"]), scan["seen"]
+    assert {AUTH_GET, "image-meta"} <= set(scan["seen"]), scan["seen"]
     assert [h for h in scan["hits"] if canary in h[2]], "the scanner missed the canary"
     assert [h for h in scan["hits"] if canary not in h[2]] == []
     assert len(errors) >= 9
