@@ -497,7 +497,7 @@ class RBDVDI(shim.ISCSI_VDI):
         try:
             creds = self.sr.iscsi.credentials()
         except RBDError as e:
-            raise xs_errors.XenError(e.key, opterr=str(e))
+            raise xs_errors.XenError(e.key, opterr=_safe(str(e)))
         dconf = rbd_credentials.ha_device_config(self.sr.dconf, creds, {
             "multipathing": self.sr.mpath, "multipathhandle": self.sr.mpathhandle})
         config = {"device_config": dconf, "sr_uuid": sr_uuid, "vdi_uuid": vdi_uuid,
