@@ -63,9 +63,17 @@ def _log(msg):
     util.SMlog("RBDSR: %s" % msg)
 
 
+# Field names are not secrets, even when a password happens to be spelled like
+# part of one ("password" inside "chappassword"): they are blanked before the check.
+_FIELD_NAMES = sorted((k for k, _ in rbd_config.CONFIG_KEYS), key=len, reverse=True)
+
+
 def _safe(message):
     """Last guard before SMlog and the XAPI fault: no key-shaped text, no live secret."""
-    if looks_like_key(message) or contains_secret(message):
+    probe = message
+    for name in _FIELD_NAMES:
+        probe = probe.replace(name, " ")
+    if looks_like_key(message) or contains_secret(probe):
         return "(message withheld: it quoted a secret)"
     return message
 

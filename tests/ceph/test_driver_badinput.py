@@ -10,7 +10,7 @@ import pytest
 import driverharness as h
 from rbdsr.errors import XENERROR_KEYS
 from rbdsr.smglue import probexml
-from rbdsr.smglue.divert import wants_rbd
+from rbdsr.diversion import wants_rbd
 from tests.ceph import backendkit as kit
 from tests.unit import test_config as table
 
