@@ -100,7 +100,7 @@ class RBDTransport(object):
                     return self.backend().fetch_credentials()
             t0 = time.time()
             self._creds = rbd_credentials.resolve(self.cfg, fetch)
-            self._log("RBDSR: credentials of %s from %s in %.2fs"
+            self._log("RBDSR: credentials of %s: %s, in %.2fs"
                       % (self._creds.entity, self._creds.source, time.time() - t0))
         return self._creds
 
