@@ -5,6 +5,7 @@ import json
 import re
 
 from rbdsr.config import validate_name
+from rbdsr.image import spec
 from rbdsr.errors import CephError, ConfigError, InUseError, NotFoundError
 
 OWNER_META_KEY = "rbdsr.sr_uuid"
@@ -59,12 +60,11 @@ class ImageInfo(object):
 
 def parent_spec(pool, namespace, image, snap):
     """'pool/[ns/]image@snap' - one spelling for both backends."""
-    ns = namespace + "/" if namespace else ""
-    return "%s/%s%s@%s" % (pool, ns, image, snap)
+    return spec(pool, namespace, image, snap)
 
 
 def image_path(pool, namespace, name):
-    return "%s/%s%s" % (pool, namespace + "/" if namespace else "", name)
+    return spec(pool, namespace, name)
 
 
 # -- validated access to Ceph's JSON ----------------------------------------
@@ -161,10 +161,6 @@ class Backend(object):
         raise NotImplementedError
 
     def pool_capacity(self, pool):
-        raise NotImplementedError
-
-    def credentials(self):
-        """(cephx_id, Secret) to hand to the kernel client."""
         raise NotImplementedError
 
     # images

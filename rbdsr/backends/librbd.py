@@ -15,8 +15,8 @@ from rbdsr.backends.base import (
     LAYERING, Backend, ImageInfo, feature_names, image_path, load_json, parent_spec, parse_capacity,
     parse_fsid, parse_mon_dump, parse_rbd_pools,
 )
-from rbdsr.errors import AuthError, CephError, ConfigError, InUseError, NotFoundError, RBDError, UnreachableError
-from rbdsr.secret import read_keyring
+from rbdsr import files
+from rbdsr.errors import AuthError, CephError, ConfigError, InUseError, NotFoundError, UnreachableError
 
 CEPH_NOSNAP = 0xFFFFFFFFFFFFFFFE
 # How many size queries list_images keeps in flight at once.
@@ -56,8 +56,10 @@ def bounded_client_settings(timeout):
 class LibrbdBackend(Backend):
     name = "librbd"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, creds):
+        """creds: the operation's rbdsr.credentials.Credentials."""
         Backend.__init__(self, cfg)
+        self.creds = creds
         self._cluster = None
         self._connect()
 
@@ -65,19 +67,23 @@ class LibrbdBackend(Backend):
         cfg = self.cfg
         if cfg.resolved is None:
             cfg.resolve()  # bounded DNS; librados then only sees IPs
-        key = cfg.cephx_secret()  # the given key or the keyring's, read by us (clear errors)
+        key = self.creds.key
         t = str(int(max(1, round(cfg.timeout))))
         conf = bounded_client_settings(cfg.timeout)
         conf["mon_host"] = cfg.mon_host()
+        if cfg.ceph_conf:
+            # librados opens it with a plain open(): a FIFO there would hang us
+            files.check_regular(cfg.ceph_conf, "ceph_conf %s" % cfg.ceph_conf)
         try:
             if cfg.ceph_conf:
-                cluster = rados.Rados(rados_id=cfg.cephx_id, conffile=cfg.ceph_conf)
+                cluster = rados.Rados(rados_id=self.creds.cephx_id, conffile=cfg.ceph_conf)
             else:
-                cluster = rados.Rados(rados_id=cfg.cephx_id)
+                cluster = rados.Rados(rados_id=self.creds.cephx_id)
             for k, v in sorted(conf.items()):
                 cluster.conf_set(k, v)
             if key is not None:
                 cluster.conf_set("key", key.reveal())
+                cluster.conf_set("keyring", "/dev/null")  # no keyring file read behind our back
         except rados.Error as e:
             raise map_rados_error(e, "setting up the Ceph client")
         try:
@@ -87,7 +93,7 @@ class LibrbdBackend(Backend):
                 cluster.shutdown()
             except rados.Error:
                 pass
-            what = "connecting to monitor(s) %s as %s" % (cfg.mon_addrs(), cfg.entity)
+            what = "connecting to monitor(s) %s as %s" % (cfg.mon_addrs(), self.creds.entity)
             if getattr(e, "errno", None) in (errno.EOPNOTSUPP, -errno.EOPNOTSUPP):
                 # librados found no key at all and fell back to no auth
                 raise AuthError("%s: no cephx key (give chappassword or keyring)" % what)
@@ -156,19 +162,6 @@ class LibrbdBackend(Backend):
         df = self._mon("df", prefix="df")
         quota = self._mon("osd pool get-quota %s" % pool, prefix="osd pool get-quota", pool=pool)
         return parse_capacity(df, quota, pool)
-
-    def credentials(self):
-        key = self.cfg.cephx_secret()
-        if key is None:
-            # Nothing given: the keyring librados itself found through ceph.conf.
-            for path in self._cluster.conf_get("keyring").split(","):
-                path = path.strip()
-                try:
-                    return self.cfg.cephx_id, read_keyring(path, self.cfg.entity)
-                except RBDError:
-                    continue
-            raise AuthError("no key for %s: give chappassword or keyring" % self.cfg.entity)
-        return self.cfg.cephx_id, key
 
     # -- images -----------------------------------------------------------
 

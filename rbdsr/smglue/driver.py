@@ -20,10 +20,12 @@ from lvm_helpers import pv as lvm_pv
 from lvm_helpers.cmd import run as lvm_run
 from rbdsr import callcheck
 from rbdsr import config as rbd_config
-from rbdsr import imageguard, krbd, sysfs
+from rbdsr import credentials as rbd_credentials
+from rbdsr import imageguard, krbd, monaddr, sysfs
 from rbdsr.diversion import DIVERSION_PORT, wants_rbd
 from rbdsr.errors import (CephError, ConfigError, InUseError, NotFoundError, RBDError, TimeoutError_,
                           UnreachableError)
+from rbdsr.secret import contains_secret, looks_like_key
 from rbdsr.smglue import probexml, shim
 from rbdsr.smglue.transport import RBDTransport
 from rbdsr.version import read_version
@@ -60,6 +62,21 @@ def _log(msg):
     util.SMlog("RBDSR: %s" % msg)
 
 
+# Field names are not secrets, even when a password happens to be spelled like
+# part of one ("password" inside "chappassword"): they are blanked before the check.
+_FIELD_NAMES = sorted((k for k, _ in rbd_config.CONFIG_KEYS), key=len, reverse=True)
+
+
+def _safe(message):
+    """Last guard before SMlog and the XAPI fault: no key-shaped text, no live secret."""
+    probe = message
+    for name in _FIELD_NAMES:
+        probe = probe.replace(name, " ")
+    if looks_like_key(message) or contains_secret(probe):
+        return "(message withheld: it quoted a secret)"
+    return message
+
+
 def sm_errors(name):
     """Run an SM entry point with timing in SMlog; RBDError -> XenError(e.key)."""
     def deco(fn):
@@ -70,14 +87,15 @@ def sm_errors(name):
             try:
                 out = fn(self, *args)
             except RBDError as e:
-                _log("%s failed after %.2fs: [%s] %s" % (name, time.time() - t0, e.key, e))
-                raise xs_errors.XenError(e.key, opterr=str(e))
+                msg = _safe(str(e))
+                _log("%s failed after %.2fs: [%s] %s" % (name, time.time() - t0, e.key, msg))
+                raise xs_errors.XenError(e.key, opterr=msg)
             except xs_errors.SRException as e:
                 _log("%s failed after %.2fs: %s" % (name, time.time() - t0, e))
                 raise
             except Exception as e:
                 util.logException("RBDSR.%s" % name)
-                raise xs_errors.XenError("SMGeneral", opterr="%s: %s" % (type(e).__name__, e))
+                raise xs_errors.XenError("SMGeneral", opterr=_safe("%s: %s" % (type(e).__name__, e)))
             _log("%s done in %.2fs" % (name, time.time() - t0))
             return out
         return wrapper
@@ -198,7 +216,7 @@ class RBDSR(shim.ISCSI_SR):
         # The wizard sends IPAddress back as target and Port as port: the port must stay
         # the diversion port, so a monitor on another port keeps it in the address.
         host, mon_port = cfg.monitors[0]
-        address = host if mon_port == rbd_config.DEFAULT_MON_PORT else rbd_config.format_addr(host, mon_port)
+        address = host if mon_port == monaddr.DEFAULT_PORT else monaddr.format_addr(host, mon_port)
         _print_wizard_xml(probexml.targets_xml(pools, address, DIVERSION_PORT))
         raise xs_errors.XenError("ConfigTargetIQNMissing")
 
@@ -546,17 +564,18 @@ class RBDVDI(shim.ISCSI_VDI):
     """LVHD VDI whose HA config carries RBD device-config (no iSCSI fields)."""
 
     def generate_config(self, sr_uuid, vdi_uuid):
+        """The HA (attach-from-config) call: it must work without a XAPI session,
+        so it carries the cephx user and key resolved for this operation -- in
+        SSH mode the fetched least-privilege key, never the SSH login/password."""
         util.SMlog("RBDVDI.generate_config")
         if not lvutil._checkLV(self.path):
             raise xs_errors.XenError("VDIUnavailable")
-        dconf = dict(self.sr.dconf)
-        for key in ("localIQN", "device", "SRmaster", "multiSession"):
-            dconf.pop(key, None)
-        dconf["multipathing"] = self.sr.mpath
-        dconf["multipathhandle"] = self.sr.mpathhandle
-        if "chappassword_secret" in dconf:
-            # As sm does: the config must work without a XAPI session (HA start-up).
-            dconf["chappassword"] = util.get_secret(self.session, dconf.pop("chappassword_secret"))
+        try:
+            creds = self.sr.iscsi.credentials()
+        except RBDError as e:
+            raise xs_errors.XenError(e.key, opterr=_safe(str(e)))
+        dconf = rbd_credentials.ha_device_config(self.sr.dconf, creds, {
+            "multipathing": self.sr.mpath, "multipathhandle": self.sr.mpathhandle})
         config = {"device_config": dconf, "sr_uuid": sr_uuid, "vdi_uuid": vdi_uuid,
                   "command": "vdi_attach_from_config"}
         text = xmlrpc.client.dumps((config,), "vdi_attach_from_config")

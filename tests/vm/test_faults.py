@@ -52,7 +52,7 @@ def test_osd_restart_during_io(bluestore):
     restarted = threading.Event()
     stop = threading.Event()
     try:
-        dev = krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=TIMEOUT)
+        dev = krbd.map_image(iid, [ceph.mon_addr], ceph.creds, timeout=TIMEOUT)
 
         def writer():
             n = 0
@@ -98,7 +98,7 @@ def test_dead_monitor_fails_within_timeout(bluestore):
     iid = bluestore.image_id("fault-nomon")
     t0 = time.monotonic()
     with pytest.raises((UnreachableError, TimeoutError_)) as e:
-        krbd.map_image(iid, ["127.0.0.1:%d" % _free_port()], "admin", bluestore.key, timeout=8)
+        krbd.map_image(iid, ["127.0.0.1:%d" % _free_port()], bluestore.creds, timeout=8)
     elapsed = time.monotonic() - t0
     assert elapsed < 8 + 3, elapsed
     assert "fault-nomon" in str(e.value)
@@ -118,12 +118,12 @@ def test_silent_monitor_fails_within_timeout(bluestore):
     try:
         t0 = time.monotonic()
         with pytest.raises((UnreachableError, TimeoutError_)):
-            krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=8)
+            krbd.map_image(iid, [ceph.mon_addr], ceph.creds, timeout=8)
         assert time.monotonic() - t0 < 8 + 3
     finally:
         os.kill(mon_pid, signal.SIGCONT)
     # The cluster recovers and the same map now works.
-    dev = krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=TIMEOUT)
+    dev = krbd.map_image(iid, [ceph.mon_addr], ceph.creds, timeout=TIMEOUT)
     assert krbd.find_mapped(iid) == dev.dev_id
     krbd.unmap(iid, timeout=TIMEOUT)
     ceph.remove("fault-silent")
