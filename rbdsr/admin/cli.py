@@ -176,9 +176,9 @@ def _rename_clone(sr, backend, image, new_sr, say):
     from rbdsr.admin import srclone
     cfg = copy.copy(sr.cfg)
     cfg.image = image
-    cephx_id, key = backend.credentials()
     image_id = krbd.image_id_from_config(cfg, backend.fsid())
-    dev = krbd.map_image(image_id, cfg.monitors, cephx_id, key, timeout=cfg.timeout)
+    dev = krbd.map_image(image_id, cfg.monitors, backend.creds, timeout=cfg.timeout,
+                         osd_timeout=cfg.osd_timeout)
     try:
         return srclone.new_identity(dev.dev_path, sr.uuid, new_sr, timeout=max(60.0, cfg.timeout), say=say)
     finally:

@@ -18,6 +18,7 @@ from rbdsr.backends import open_backend
 from rbdsr.backends.base import LAYERING, OWNER_META_KEY, image_path
 from rbdsr.backends.librbd import map_rados_error
 from rbdsr.config import validate_name
+from rbdsr.credentials import resolve
 from rbdsr.errors import ConfigError, InUseError, NotFoundError, RBDError
 
 CLONE_OF_META_KEY = "rbdsr.clone_of"
@@ -26,14 +27,17 @@ ZERO = bytes(rbdformat.CHUNK)
 
 
 def connect(cfg):
-    """A librbd backend for cfg. With auth=ssh the least-privilege cephx key
-    is fetched over SSH first (kept in memory) and librbd uses it."""
+    """A librbd backend for cfg, with the SR's credentials resolved as the driver
+    resolves them (rbdsr.credentials): with auth=ssh the least-privilege cephx key
+    is fetched over SSH once (kept in memory) and librbd uses it. The backend's
+    `creds` serve the kernel map too."""
     if cfg.auth_mode == "ssh":
         with open_backend(cfg) as ssh:
-            cephx_id, key = ssh.credentials()
+            creds = resolve(cfg, ssh.fetch_credentials)
         cfg = copy.copy(cfg)
-        cfg.auth_mode, cfg.cephx_id, cfg.key, cfg.keyring = "cephx", cephx_id, key, None
-    return open_backend(cfg)
+        cfg.auth_mode, cfg.cephx_id = "cephx", creds.cephx_id
+        return open_backend(cfg, creds)
+    return open_backend(cfg, resolve(cfg))
 
 
 def _rbd(what, fn, *args, **kw):

@@ -41,8 +41,9 @@ def ssh_backend(ceph_cluster, sshd, pool):  # noqa: F811
 
 
 def _lib(ceph_cluster, pool, ssh_backend):
-    cephx_id, key = ssh_backend.credentials()
-    return open_backend(TargetConfig.from_dconf(kit.dconf(ceph_cluster, pool, key.reveal(), user=cephx_id)))
+    creds = ssh_backend.fetch_credentials()
+    return open_backend(TargetConfig.from_dconf(kit.dconf(ceph_cluster, pool, creds.key.reveal(),
+                                                         user=creds.cephx_id)))
 
 
 @pytest.fixture(scope="module")

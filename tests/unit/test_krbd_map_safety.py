@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from rbdsr.credentials import Credentials
 from rbdsr import krbd
 from rbdsr.errors import MapError, TimeoutError_
 
@@ -57,7 +58,7 @@ def bus(tmp_path, monkeypatch):
 
 
 def _map(tmp_path, image_id, **kw):
-    return krbd.map_image(image_id, ["127.0.0.1:6789"], "admin", key=None, timeout=5,
+    return krbd.map_image(image_id, ["127.0.0.1:6789"], Credentials("admin", None, "test"), timeout=5,
                           sysfs_root=str(tmp_path / "sys"), dev=str(tmp_path / "dev"),
                           stable_root=str(tmp_path / "stable"), lock_path=str(tmp_path / "lock"), **kw)
 

@@ -105,7 +105,7 @@ class SR(object):
         self.iid = ceph.image_id(image)
 
     def map(self):
-        return krbd.map_image(self.iid, [self.ceph.mon_addr], "admin", self.ceph.key, timeout=TIMEOUT)
+        return krbd.map_image(self.iid, [self.ceph.mon_addr], self.ceph.creds, timeout=TIMEOUT)
 
     def unmap(self):
         lvm(["vgchange", "-an", self.vg])
@@ -187,7 +187,7 @@ def test_clone_attaches_beside_the_original_with_new_identity(golden, ceph):
     assert "chappassword_secret=%s" % sr.dconf["chappassword_secret"] in out
 
     clone_id = ceph.image_id("drill")
-    krbd.map_image(clone_id, [ceph.mon_addr], "admin", ceph.key, timeout=TIMEOUT)
+    krbd.map_image(clone_id, [ceph.mon_addr], ceph.creds, timeout=TIMEOUT)
     new_vg = "VG_XenStorage-" + new
     lvm(["vgchange", "-ay", new_vg])
     vgs = dict((n, u) for n, u in vg_report("vg_name", "vg_uuid"))
@@ -247,7 +247,7 @@ def test_clone_keeps_a_real_vhd_chain(golden, ceph):
     snap = ok(xp, "snapshot", sr.uuid, "--name", "vhd").strip()
     out = ok(xp, "clone", sr.uuid, "--snapshot", snap, "--image", "vhdclone")
     new = re.search(r"is SR ([0-9a-f-]{36})", out).group(1)
-    krbd.map_image(ceph.image_id("vhdclone"), [ceph.mon_addr], "admin", ceph.key, timeout=TIMEOUT)
+    krbd.map_image(ceph.image_id("vhdclone"), [ceph.mon_addr], ceph.creds, timeout=TIMEOUT)
     new_vg = "VG_XenStorage-" + new
     lvm(["vgchange", "-ay", new_vg])
     vhds = [n for n in lv_names(new_vg) if n.startswith("VHD-")]

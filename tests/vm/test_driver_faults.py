@@ -195,7 +195,7 @@ def test_lvm_of_another_vg_answers_while_the_rbd_cluster_is_down(tree, ceph, tmp
     iid = krbd.ImageId(ceph.fsid, ceph.pool, "", image)
     try:
         lvm(["vgcreate", "-y", "h13_loop", loop])
-        krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=60, osd_timeout=OSD_TIMEOUT)
+        krbd.map_image(iid, [ceph.mon_addr], ceph.creds, timeout=60, osd_timeout=OSD_TIMEOUT)
         with Outage(ceph, image, at_once=True):
             t0 = time.monotonic()
             res = lvm(["vgs", "--noheadings", "-o", "vg_name", "h13_loop"], timeout=OSD_TIMEOUT + MARGIN)

@@ -103,7 +103,7 @@ def images(ceph, lab):
     def make(name, size=64 * MIB):
         ceph.create(name, size)
         iid = ceph.image_id(name)
-        dev = krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=TIMEOUT)
+        dev = krbd.map_image(iid, [ceph.mon_addr], ceph.creds, timeout=TIMEOUT)
         made.append((name, iid, dev))
         return dev
 
@@ -231,7 +231,7 @@ def test_a_mapped_snapshot_gets_no_by_id_name(tmp_path, ceph, images, rule_clean
     with rbd.Image(ceph.ioctx(), "lvm-dom0-snap") as img:
         img.create_snap("s1")
     sid = ceph.image_id("lvm-dom0-snap", snap="s1")
-    snap = krbd.map_image(sid, [ceph.mon_addr], "admin", ceph.key, read_only=True, timeout=TIMEOUT)
+    snap = krbd.map_image(sid, [ceph.mon_addr], ceph.creds, read_only=True, timeout=TIMEOUT)
     try:
         proc.run(["udevadm", "settle", "--timeout=30"], 35)
         links = [os.path.realpath(os.path.join(udevrule.BY_ID, n)) for n in os.listdir(udevrule.BY_ID)]

@@ -253,7 +253,7 @@ def mapped_image(request, tmp_path_factory, krbd_ready):
     ceph.create("rpm-erase-guard", 16 * MIB)
     try:
         iid = ceph.image_id("rpm-erase-guard")
-        dev = krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=60)
+        dev = krbd.map_image(iid, [ceph.mon_addr], ceph.creds, timeout=60)
         yield dev
     finally:
         unmap_all()
