@@ -18,6 +18,7 @@ does, not two kernels racing.
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,7 @@ SYSTEMCTL = "/usr/bin/systemctl"             # sm runs this path, not a PATH loo
 SYSTEMCTL_STANDIN = os.path.join(REPO, "tests", "dom0bin", "systemctl")
 SYSTEM_CONF = "/etc/systemd/system.conf"
 INVENTORY = "/etc/xensource-inventory"
+PLUGIN_DIR = "/etc/xapi.d/plugins"          # XAPI's host plugins (sm's on-slave, tapdisk-pause...)
 
 # Every real tree, with whether the driver is expected to run through it today. A tree
 # that is not supported yet is listed with the reason (the test expects it to fail, strictly:
@@ -98,6 +100,20 @@ def layout_flat(tree_id, dest=SM_DIR):
     if os.path.isdir(os.path.join(src, "sm_typing")):
         shutil.copytree(os.path.join(src, "sm_typing"), os.path.join(dest, "sm_typing"))
     return missing
+
+
+def plugin_files(tree_id):
+    """{plugin name: source file} as the tree's `make install` puts them in /etc/xapi.d/plugins."""
+    src = os.path.join(SM_TREES, tree_id)
+    if os.path.isdir(os.path.join(src, "scripts", "plugins")):  # package tree: every file there
+        d = os.path.join(src, "scripts", "plugins")
+        return dict((n, os.path.join(d, n)) for n in sorted(os.listdir(d)))
+    out = {}
+    with open(os.path.join(src, "Makefile")) as f:
+        for m in re.finditer(r"install -m 755 (drivers/\S+) \$\(SM_STAGING\)\$\(PLUGIN_SCRIPT_DEST\)(?:/(\S+))?",
+                             f.read()):
+            out[m.group(2) or os.path.basename(m.group(1))] = os.path.join(src, m.group(1))
+    return out
 
 
 def tree_sums(tops):
@@ -162,7 +178,8 @@ class Dom0(object):
 
     def install(self, lvm_variant="pre-CA-410086"):
         os.makedirs(self.work, exist_ok=True)
-        for p in (SM_DIR, os.path.join(SITE, "sm"), "/etc/lvm", "/var/lock/sm", "/dev/sm", "/run/nonpersistent"):
+        for p in (SM_DIR, os.path.join(SITE, "sm"), "/etc/lvm", "/etc/xapi.d", "/var/lock/sm", "/dev/sm",
+                  "/run/nonpersistent"):
             self._save(p)
         for p in (SM_DIR, os.path.join(SITE, "sm"), "/var/lock/sm"):
             if os.path.lexists(p):
@@ -177,8 +194,12 @@ class Dom0(object):
             shutil.copytree(os.path.join(staging, "site-packages", "sm"), os.path.join(SITE, "sm"))
             os.makedirs(SM_DIR)
             shutil.copy2(os.path.join(staging, "drivers", "LVMoISCSISR"), SM_DIR)
-        # dom0's python has XenAPI, fairlock and bitarray: stand-ins take their place
-        self._put(os.path.join(DIST, "XenAPI.py"), copy_from=os.path.join(h.XAPI_STUB, "XenAPI.py"))
+        # dom0's python has XenAPI(Plugin), fairlock and bitarray: stand-ins take their place
+        for name in ("XenAPI.py", "XenAPIPlugin.py"):
+            self._put(os.path.join(DIST, name), copy_from=os.path.join(h.XAPI_STUB, name))
+        # sm's host plugins, which XAPI (here its stand-in) runs for host.call_plugin
+        for name, path in plugin_files(self.tree_id).items():
+            self._put(os.path.join(PLUGIN_DIR, name), copy_from=path, mode=0o755)
         for name in ("fairlock.py", "bitarray.py"):
             self._put(os.path.join(DIST, name), copy_from=os.path.join(realsm.STUBS, name))
         # systemd: sm's GC unit where sm installs it, systemctl where sm runs it

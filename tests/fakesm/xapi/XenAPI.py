@@ -8,7 +8,10 @@ inspects afterwards. Calls follow XenAPI's naming: `<class>.get_<field>`,
 `get_record`, `get_all`, `get_all_records`, `get_all_records_where` (XAPI's query
 language: field "name" = "value", and, or, not, parentheses), `create`, `destroy`,
 `VDI.db_introduce/db_forget`, `host.call_plugin` (runs /etc/xapi.d/plugins/<name> as
-XAPI does: the XML-RPC call in argv[1]).
+XAPI does: the XML-RPC call in argv[1], the XenAPIPlugin answer on stdout; every host is
+this machine), `SR.update` (runs the SR's driver with sr_update on the master, as XAPI
+does), `Async.<class>.<call>` (a task; SR.update runs in the background, the task's status
+says when it ended), `task.cancel`.
 
 Records have XAPI's field names; a field a record lacks reads as XAPI's default for it
 (FIELDS). Errors are XAPI's: HANDLE_INVALID [class, ref], UUID_INVALID [class, uuid],
@@ -22,6 +25,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import uuid as _uuid
 import xmlrpc.client
 
@@ -40,6 +44,7 @@ class Failure(Exception):
 NULL = "OpaqueRef:NULL"
 EPOCH = "19700101T00:00:00Z"
 PLUGIN_DIR = os.environ.get("FAKEXAPI_PLUGIN_DIR", "/etc/xapi.d/plugins")
+SM_DIR = os.environ.get("FAKEXAPI_SM_DIR", "/opt/xensource/sm")
 
 # XAPI's fields (those sm reads or writes) and their defaults, per class.
 FIELDS = {
@@ -333,7 +338,8 @@ class _Class(object):
                 with _Locked() as db:
                     self._rec(db, ref).setdefault(field, {}).pop(key, None)
             return remover
-        if attr in ("db_introduce", "db_forget", "call_plugin"):
+        if (self._name, attr) in (("VDI", "db_introduce"), ("VDI", "db_forget"), ("host", "call_plugin"),
+                                  ("SR", "update"), ("task", "cancel")):
             return getattr(self, "_" + attr)
         raise Failure(["MESSAGE_METHOD_UNKNOWN", "%s.%s" % (self._name, attr)])
 
@@ -371,12 +377,100 @@ class _Class(object):
                              universal_newlines=True)
         out, err = p.communicate(timeout=600)
         try:
-            (value,), _ = xmlrpc.client.loads(out)
-        except xmlrpc.client.Fault as f:
-            raise Failure(["XENAPI_PLUGIN_FAILURE", str(f.faultCode), f.faultString, err])
+            (answer,), _ = xmlrpc.client.loads(out)
         except Exception:  # noqa: BLE001 - the plugin's own words go back, as XAPI does
             raise Failure(["XENAPI_PLUGIN_FAILURE", "no XML-RPC answer", out, err])
-        return value
+        if answer.get("Status") != "Success":
+            raise Failure(list(answer.get("ErrorDescription") or ["XENAPI_PLUGIN_FAILURE", out, err]))
+        return answer.get("Value")
+
+    def _update(self, sr_ref):
+        """SR.update: XAPI runs the SR's driver with sr_update on the pool master."""
+        return _run_driver("sr_update", sr_ref, self._session.ref)
+
+    def _cancel(self, task_ref):
+        with _Locked() as db:
+            rec = self._rec(db, task_ref)
+            if rec.get("status", "pending") == "pending":
+                rec["status"] = "cancelled"
+
+
+def _driver_for(sr_type):
+    """The driver XAPI runs for an SR type: /opt/xensource/sm/<Type>SR (lvmoiscsi -> LVMoISCSISR)."""
+    for name in sorted(os.listdir(SM_DIR)):
+        if name.lower() == sr_type.lower() + "sr":
+            return os.path.join(SM_DIR, name)
+    raise Failure(["SR_UNKNOWN_DRIVER", sr_type])
+
+
+def _run_driver(command, sr_ref, session_ref):
+    """Run an SR-level command of the SR's driver on the master, as XAPI does."""
+    db = load_db()
+    sr = db["SR"].get(sr_ref)
+    if sr is None:
+        raise Failure(["HANDLE_INVALID", "SR", sr_ref])
+    master = next((p["master"] for p in db["pool"].values()), None) or next(iter(db["host"]), NULL)
+    pbd = next((p for p in db["PBD"].values() if p["SR"] == sr_ref and p["host"] == master), None)
+    if pbd is None:
+        raise Failure(["SR_NO_PBDS", sr_ref])
+    dconf = dict(pbd.get("device_config") or {}, SRmaster="true")
+    params = {"command": command, "device_config": dconf, "session_ref": session_ref,
+              "sr_ref": sr_ref, "sr_uuid": sr["uuid"], "host_ref": master, "args": []}
+    p = subprocess.Popen([sys.executable, _driver_for(sr["type"]),
+                          xmlrpc.client.dumps((params,), command)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    out, err = p.communicate(timeout=900)
+    try:
+        (value,), _ = xmlrpc.client.loads(out)
+    except xmlrpc.client.Fault as f:
+        raise Failure(["SR_BACKEND_FAILURE_%d" % f.faultCode, "", f.faultString])
+    except Exception:  # noqa: BLE001
+        raise Failure(["SR_BACKEND_FAILURE", "", "no answer from the driver", out + err])
+    return value
+
+
+class _Async(object):
+    """session.xenapi.Async.<class>.<call>(...) -> a task ref."""
+
+    def __init__(self, session):
+        self._session = session
+        for c in CLASSES:
+            setattr(self, c, _AsyncClass(c, session))
+
+
+class _AsyncClass(object):
+    def __init__(self, name, session):
+        self._name = name
+        self._session = session
+
+    def __getattr__(self, attr):
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        call = getattr(_Class(self._name, self._session), attr)
+
+        def start(*args):
+            task = _Class("task", self._session).create("Async.%s.%s" % (self._name, attr), "")
+            if (self._name, attr) == ("SR", "update"):
+                # XAPI runs it while the caller goes on (sm's GC polls the task meanwhile)
+                subprocess.Popen([sys.executable, os.path.abspath(__file__), "__task", task,
+                                  self._session.ref, "SR.update"] + [str(a) for a in args],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+            else:
+                _finish_task(task, call, args)
+            return task
+        return start
+
+
+def _finish_task(task, call, args):
+    try:
+        result, status, error = call(*args), "success", []
+    except Failure as e:
+        result, status, error = "", "failure", list(e.details)
+    with _Locked() as db:
+        rec = db["task"].get(task)
+        if rec is not None and rec.get("status", "pending") == "pending":
+            rec.update(status=status, result=str(result or ""), error_info=error, progress=1.0)
 
 
 class _XenAPI(object):
@@ -385,6 +479,7 @@ class _XenAPI(object):
         for c in CLASSES:
             setattr(self, c, _Class(c, session))
         self.session = _SessionCalls()
+        self.Async = _Async(session)
 
     def login_with_password(self, *_args):
         self._session_obj.ref = "OpaqueRef:session-%s" % _uuid.uuid4()
@@ -453,7 +548,10 @@ def seed(path, sr_uuid=None, device_config=None, secrets=None, sm_config=None,
     refs = {"hosts": [], "pbds": [], "secrets": {}}
     for i in range(1 + extra_hosts):
         href = new_ref("host")
+        mref = new_ref("host_metrics")
+        db["host_metrics"][mref] = {"uuid": str(_uuid.uuid4()), "live": True}
         db["host"][href] = {"uuid": str(_uuid.uuid4()), "name_label": "host%d" % i,
+                            "hostname": "host%d" % i, "metrics": mref,
                             "other_config": dict(host_other_config or {})}
         refs["hosts"].append(href)
     for value in (secrets or []):
@@ -477,3 +575,13 @@ def seed(path, sr_uuid=None, device_config=None, secrets=None, sm_config=None,
             refs["pbds"].append(pref)
     save_db(db, path)
     return refs
+
+
+if __name__ == "__main__":
+    # the background half of an Async call: __task <task ref> <session ref> <Class.call> args...
+    if sys.argv[1:2] == ["__task"]:
+        _task, _sref, _what = sys.argv[2:5]
+        _sess = Session()
+        _sess.ref = _sref
+        _cls, _call = _what.split(".")
+        _finish_task(_task, getattr(_Class(_cls, _sess), _call), sys.argv[5:])
