@@ -30,7 +30,7 @@ import xmlrpc.client
 import pytest
 
 import realdom0
-from krbd_helpers import MIB, Ceph, start_cluster, unmap_all
+from krbd_helpers import MIB, unmap_all
 from realdom0 import Dom0, Pool, dump_json
 from vhdio import VHD
 
@@ -49,14 +49,6 @@ def _tree_params():
         marks = [] if works else [pytest.mark.xfail(strict=True, reason="not supported yet: " + reason)]
         out.append(pytest.param(tree_id, id=tree_id, marks=marks))
     return out
-
-
-@pytest.fixture(scope="module")
-def ceph(request, tmp_path_factory, krbd_ready, dm_ready):
-    c = Ceph(start_cluster(request, tmp_path_factory))
-    yield c
-    unmap_all()
-    c.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
