@@ -111,16 +111,15 @@ class ActiveLVs(object):
         self.names = names
 
     def __enter__(self):
-        self.done = []
-        for name in self.names or [n for n in lvs(self.vg) if n.startswith("VHD-")]:
-            if lvs(self.vg)[name][1][4] != "a":
-                sh(["lvchange", "-ay", "%s/%s" % (self.vg, name)])
-                self.done.append(name)
+        have = lvs(self.vg)
+        self.done = [n for n in self.names or [n for n in have if n.startswith("VHD-")] if have[n][1][4] != "a"]
+        if self.done:
+            sh(["lvchange", "-ay"] + ["%s/%s" % (self.vg, n) for n in self.done])
         return self
 
     def __exit__(self, *exc):
-        for name in self.done:
-            sh(["lvchange", "-an", "%s/%s" % (self.vg, name)], check=False)
+        if self.done:
+            sh(["lvchange", "-an"] + ["%s/%s" % (self.vg, n) for n in self.done], check=False)
         return False
 
 
