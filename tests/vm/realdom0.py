@@ -45,16 +45,23 @@ SYSTEM_CONF = "/etc/systemd/system.conf"
 INVENTORY = "/etc/xensource-inventory"
 PLUGIN_DIR = "/etc/xapi.d/plugins"          # XAPI's host plugins (sm's on-slave, tapdisk-pause...)
 
-# Every real tree, with whether the driver is expected to run through it today. A tree
-# that is not supported yet is listed with the reason (the test expects it to fail, strictly:
-# when support lands, the test says so and the entry must move to True).
-TREES = [
-    ("xs8", True, ""),
-    ("xcpng-8.3-2025", True, ""),
-    ("xcpng-8.3", False, "XCP-ng 8.3 today renamed LVHD*SR to LVM*SR (LVMoISCSISR.py, lvmcowutil): "
-                         "the installer answers 'unknown sm layout' until the driver knows that shape"),
-    ("xapi-master", False, "sm package layout (XenServer 9 line): not yet run through the whole "
-                           "lifecycle"),
+# Every (real sm tree, dom0 LVM config) the lifecycle runs on, with whether the driver is
+# expected to get through it today. One not supported yet is listed with the reason (the
+# test expects it to fail, strictly: when support lands the test says so, and the entry
+# must move to True). LVM config: a directory of ../shared/lvm ("pre-CA-410086": scan /dev,
+# as older hosts have it) or "" for dom0's as shipped today (CA-410086: /dev/disk/by-id only).
+PRE_CA = "pre-CA-410086"
+SHIPPED = ""
+LIFECYCLES = [
+    ("xs8", PRE_CA, True, ""),
+    ("xcpng-8.3-2025", PRE_CA, True, ""),
+    ("xcpng-8.3", PRE_CA, False, "XCP-ng 8.3 today renamed LVHD*SR to LVM*SR (LVMoISCSISR.py, "
+                                 "lvmcowutil): the installer answers 'unknown sm layout' until the "
+                                 "driver knows that shape"),
+    ("xapi-master", PRE_CA, False, "sm package layout (XenServer 9 line): the driver's support for it "
+                                   "is being reworked (rbdsr/smglue/shapes.py)"),
+    ("xs8", SHIPPED, False, "dom0's LVM with CA-410086 scans only /dev/disk/by-id, where /dev/rbdN has "
+                            "no link: sr_create cannot find the VG until the udev/by-id fix lands"),
 ]
 
 
@@ -135,13 +142,13 @@ def tree_sums(tops):
 class Dom0(object):
     """The guest's root as a dom0 with the real sm tree `tree_id`."""
 
-    def __init__(self, tree_id, work, results):
+    def __init__(self, tree_id, work, results, name=None):
         self.tree_id = tree_id
         self.src = os.path.join(SM_TREES, tree_id)
         self.layout = tree_layout(tree_id)
         self.work = work
         self.results = results
-        self.smlog = os.path.join(results, "SMlog-%s" % tree_id)
+        self.smlog = os.path.join(results, "SMlog-%s" % (name or tree_id))
         self.db = os.path.join(work, "xapi.json")
         self.script = os.path.join(SM_DIR, "LVMoISCSISR")
         self._saved = {}      # path -> backup path (or None: did not exist)
@@ -176,7 +183,7 @@ class Dom0(object):
                 f.write(data)
         os.chmod(path, mode)
 
-    def install(self, lvm_variant="pre-CA-410086"):
+    def install(self, lvm_variant=PRE_CA):
         os.makedirs(self.work, exist_ok=True)
         for p in (SM_DIR, os.path.join(SITE, "sm"), "/etc/lvm", "/etc/xapi.d", "/var/lock/sm", "/dev/sm",
                   "/run/nonpersistent"):

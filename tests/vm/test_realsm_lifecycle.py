@@ -43,11 +43,11 @@ PATTERN = ((0, 0x5A), (20 * MIB, 0xA7), (VDI_SIZE - MIB, 0x3C))
 GC_TIMEOUT = 900
 
 
-def _tree_params():
+def _lifecycle_params():
     out = []
-    for tree_id, works, reason in realdom0.TREES:
+    for tree_id, lvm, works, reason in realdom0.LIFECYCLES:
         marks = [] if works else [pytest.mark.xfail(strict=True, reason="not supported yet: " + reason)]
-        out.append(pytest.param(tree_id, id=tree_id, marks=marks))
+        out.append(pytest.param(tree_id, lvm, id="%s-lvm-%s" % (tree_id, lvm or "shipped"), marks=marks))
     return out
 
 
@@ -167,19 +167,21 @@ def expect_pattern(vg, vdi, also_qemu=False):
     return chain
 
 
-def test_realsm_lifecycle(tree_id, ceph, vm_results_dir, tmp_path):
-    steps = Steps(tree_id, vm_results_dir)
-    dom0 = Dom0(tree_id, str(tmp_path / "dom0"), vm_results_dir)
+def test_realsm_lifecycle(tree_id, lvm, ceph, vm_results_dir, tmp_path):
+    name = "%s-lvm-%s" % (tree_id, lvm or "shipped")
+    steps = Steps(name, vm_results_dir)
+    dom0 = Dom0(tree_id, str(tmp_path / "dom0"), vm_results_dir, name=name)
     if os.path.exists(dom0.smlog):
         os.unlink(dom0.smlog)
-    image = "%s-%s" % (IMAGE, tree_id.replace(".", "-"))
+    image = "%s-%s" % (IMAGE, name.replace(".", "-"))
     key = ceph.key.reveal()
     try:
-        _lifecycle(steps, dom0, ceph, image, key)
+        _lifecycle(steps, dom0, lvm, ceph, image, key)
     finally:
         sh([sys.executable, os.path.join(REPO, "install_rbdsr.py"), "disable", "--root", "/"], check=False)
         for unit_log in _gc_logs():
-            shutil.copy(unit_log, os.path.join(vm_results_dir, "%s-%s" % (tree_id, os.path.basename(unit_log))))
+            shutil.copy(unit_log, os.path.join(vm_results_dir, "%s-%s" % (name, os.path.basename(unit_log))))
+            os.unlink(unit_log)
         dom0.remove()
         unmap_all()
 
@@ -189,9 +191,9 @@ def _gc_logs():
     return [os.path.join(d, n) for n in os.listdir(d) if n.endswith(".log")] if os.path.isdir(d) else []
 
 
-def _lifecycle(steps, dom0, ceph, image, key):
-    with steps("stand-in dom0 from the real tree"):
-        dom0.install()
+def _lifecycle(steps, dom0, lvm, ceph, image, key):
+    with steps("stand-in dom0 from the real tree, LVM config %s" % (lvm or "as shipped")):
+        dom0.install(lvm)
 
     with steps("install_rbdsr.py enable, check"):
         p = installer("enable")
@@ -362,4 +364,4 @@ def _images(ceph):
 
 def pytest_generate_tests(metafunc):
     if "tree_id" in metafunc.fixturenames:
-        metafunc.parametrize("tree_id", _tree_params())
+        metafunc.parametrize(("tree_id", "lvm"), _lifecycle_params())
