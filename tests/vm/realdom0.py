@@ -225,6 +225,9 @@ class Dom0(object):
                 self._put(os.path.join("/etc/lvm", rel), copy_from=s)
         for d in ("/var/lock/sm", "/dev/sm", "/run/nonpersistent"):
             os.makedirs(d, exist_ok=True)
+        if not os.path.lexists("/etc/mtab"):  # dom0 has it; sm reads it (block scheduler)
+            self._save("/etc/mtab")
+            os.symlink("../proc/self/mounts", "/etc/mtab")
         self.sm_sums = tree_sums([SM_DIR, os.path.join(SITE, "sm")])
         return "%s (%s layout) at %s" % (self.tree_id, self.layout,
                                          SM_DIR if self.layout == "flat" else os.path.join(SITE, "sm"))
