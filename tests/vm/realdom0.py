@@ -185,7 +185,7 @@ class Dom0(object):
 
     def install(self, lvm_variant=PRE_CA):
         os.makedirs(self.work, exist_ok=True)
-        for p in (SM_DIR, os.path.join(SITE, "sm"), "/etc/lvm", "/etc/xapi.d", "/var/lock/sm", "/dev/sm",
+        for p in (SM_DIR, SITE, "/etc/lvm", "/etc/xapi.d", "/var/lock/sm", "/dev/sm",
                   "/run/nonpersistent"):
             self._save(p)
         for p in (SM_DIR, os.path.join(SITE, "sm"), "/var/lock/sm"):
@@ -201,6 +201,10 @@ class Dom0(object):
             shutil.copytree(os.path.join(staging, "site-packages", "sm"), os.path.join(SITE, "sm"))
             os.makedirs(SM_DIR)
             shutil.copy2(os.path.join(staging, "drivers", "LVMoISCSISR"), SM_DIR)
+            # dom0's python3 has its site-packages on sys.path; Debian's python3 gets it as a
+            # site dir (its .pth files processed, e.g. the installer's rbdsr.pth)
+            self._put(os.path.join(DIST, "dom0-site-packages.pth"),
+                      "import site; site.addsitedir(%r)\n" % SITE)
         # dom0's python has XenAPI(Plugin), fairlock and bitarray: stand-ins take their place
         for name in ("XenAPI.py", "XenAPIPlugin.py"):
             self._put(os.path.join(DIST, name), copy_from=os.path.join(h.XAPI_STUB, name))
