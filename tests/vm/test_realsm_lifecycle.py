@@ -178,7 +178,8 @@ def test_realsm_lifecycle(tree_id, lvm, ceph, vm_results_dir, tmp_path):
     try:
         _lifecycle(steps, dom0, lvm, ceph, image, key)
     finally:
-        sh([sys.executable, os.path.join(REPO, "install_rbdsr.py"), "disable", "--root", "/"], check=False)
+        # everything RBDSR installed goes (disable alone keeps its files and state)
+        sh([sys.executable, os.path.join(REPO, "uninstall_rbdsr.py"), "--root", "/"], check=False)
         for unit_log in _gc_logs():
             shutil.copy(unit_log, os.path.join(vm_results_dir, "%s-%s" % (name, os.path.basename(unit_log))))
             os.unlink(unit_log)
@@ -260,7 +261,11 @@ def _lifecycle(steps, dom0, lvm, ceph, image, key):
 
     with steps("vdi_attach / vdi_detach"):
         att = pool.vdi_attach(vdi)
-        assert att["params"] == "/dev/sm/backend/%s/%s" % (pool.sr_uuid, vdi), att
+        # sm 3.x answers the backend link in params; sm master (4.x) only params_nbd
+        if "params" in att:
+            assert att["params"] == "/dev/sm/backend/%s/%s" % (pool.sr_uuid, vdi), att
+        else:
+            assert att["params_nbd"].endswith("/%s/%s:exportname=%s" % (pool.sr_uuid, vdi, vdi)), att
         pool.call("vdi_detach", vdi=vdi)
 
     with steps("vdi_snapshot"):
