@@ -59,8 +59,7 @@ LIFECYCLES = [
     ("xcpng-8.3", PRE_CA, False, "XCP-ng 8.3 today renamed LVHD*SR to LVM*SR (LVMoISCSISR.py, "
                                  "lvmcowutil): the installer answers 'unknown sm layout' until the "
                                  "driver knows that shape"),
-    ("xapi-master", PRE_CA, False, "sm package layout (XenServer 9 line): the driver's support for it "
-                                   "is being reworked (rbdsr/smglue/shapes.py)"),
+    ("xapi-master", PRE_CA, True, ""),
     ("xs8", SHIPPED, False, "dom0's LVM with CA-410086 scans only /dev/disk/by-id, where /dev/rbdN has "
                             "no link: sr_create cannot find the VG until the udev/by-id fix lands"),
 ]
