@@ -38,6 +38,7 @@ LVM_CONFS = os.path.join(SHARED, "lvm")
 SM_DIR = "/opt/xensource/sm"
 SITE = "/usr/lib/python3.11/site-packages"   # the sm package's home (xapi-project/sm layout)
 DIST = "/usr/lib/python3/dist-packages"      # dom0 has XenAPI, fairlock, bitarray in site-packages
+LIBEXEC = "/usr/libexec/sm"                  # sm master's commands (cleanup...)
 UNIT_DIR = "/usr/lib/systemd/system"         # sm's Makefile: SYSTEMD_SERVICE_DIR
 SYSTEMCTL = "/usr/bin/systemctl"             # sm runs this path, not a PATH lookup
 SYSTEMCTL_STANDIN = os.path.join(REPO, "tests", "dom0bin", "systemctl")
@@ -58,8 +59,7 @@ LIFECYCLES = [
     ("xcpng-8.3", PRE_CA, False, "XCP-ng 8.3 today renamed LVHD*SR to LVM*SR (LVMoISCSISR.py, "
                                  "lvmcowutil): the installer answers 'unknown sm layout' until the "
                                  "driver knows that shape"),
-    ("xapi-master", PRE_CA, False, "sm package layout (XenServer 9 line): the driver's support for it "
-                                   "is being reworked (rbdsr/smglue/shapes.py)"),
+    ("xapi-master", PRE_CA, True, ""),
     ("xs8", SHIPPED, False, "dom0's LVM with CA-410086 scans only /dev/disk/by-id, where /dev/rbdN has "
                             "no link: sr_create cannot find the VG until the udev/by-id fix lands"),
 ]
@@ -201,6 +201,15 @@ class Dom0(object):
             shutil.copytree(os.path.join(staging, "site-packages", "sm"), os.path.join(SITE, "sm"))
             os.makedirs(SM_DIR)
             shutil.copy2(os.path.join(staging, "drivers", "LVMoISCSISR"), SM_DIR)
+            # the commands sm master's Makefile installs in /usr/libexec/sm (its GC unit runs
+            # /usr/libexec/sm/cleanup), with their legacy links in /opt/xensource/sm
+            with open(os.path.join(self.src, "Makefile")) as f:
+                cmds = re.findall(r"^SM_LIBEXEC_PY_CMDS \+= (\S+)", f.read(), re.M)
+            self._save(LIBEXEC)
+            os.makedirs(LIBEXEC, exist_ok=True)
+            for cmd in cmds:
+                shutil.copy2(os.path.join(self.src, "utils", cmd), os.path.join(LIBEXEC, cmd))
+                os.symlink(os.path.join(LIBEXEC, cmd), os.path.join(SM_DIR, cmd + ".py"))
             # dom0's python3 has its site-packages on sys.path; Debian's python3 gets it as a
             # site dir (its .pth files processed, e.g. the installer's rbdsr.pth)
             self._put(os.path.join(DIST, "dom0-site-packages.pth"),

@@ -178,8 +178,13 @@ def test_realsm_lifecycle(tree_id, lvm, ceph, vm_results_dir, tmp_path):
     try:
         _lifecycle(steps, dom0, lvm, ceph, image, key)
     finally:
-        # everything RBDSR installed goes (disable alone keeps its files and state)
-        sh([sys.executable, os.path.join(REPO, "uninstall_rbdsr.py"), "--root", "/"], check=False)
+        # after a failed step the SR may still be attached (the uninstaller refuses then):
+        # deactivate and unmap first; then everything RBDSR installed goes (disable alone
+        # keeps its files and state, which the next lifecycle's enable would reuse)
+        sh(["vgchange", "-an", "--select", "vg_name=~^VG_XenStorage-"], check=False)
+        unmap_all()
+        p = sh([sys.executable, os.path.join(REPO, "uninstall_rbdsr.py"), "--root", "/", "--force"], check=False)
+        print("uninstall_rbdsr.py: rc %d\n%s%s" % (p.returncode, p.stdout, p.stderr))
         for unit_log in _gc_logs():
             shutil.copy(unit_log, os.path.join(vm_results_dir, "%s-%s" % (name, os.path.basename(unit_log))))
             os.unlink(unit_log)
