@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """The sandbox's guest half (run by tools/sandbox inside the VM lab): the whole
-SR lifecycle on a real kernel, real Ceph and real LVM, through the driver's
-real entry point -- sm's LVMoISCSISR script executed with the XML-RPC call as
-argv[1], exactly as XAPI runs it -- after install_rbdsr.py has hooked sm.
+SR and VDI lifecycle on a real kernel, real Ceph and real LVM, through the
+driver's real entry point -- sm's LVMoISCSISR script executed with the XML-RPC
+call as argv[1], exactly as XAPI runs it -- after install_rbdsr.py has hooked sm.
 
-The VM's root is the stand-in dom0: sm (the project's stand-in, or the real
-tree given by SM_SRC) at /opt/xensource/sm, installed with
-`install_rbdsr.py enable --root /`. The VM is booted with snapshot=on, so
-nothing of this survives it.
+With ../shared beside the repository (the VM lab shares it read-only), the
+stand-in dom0 is today's XCP-ng 8.3: its real sm tree (../shared/sm/xcpng-8.3)
+laid out from its manifest, dom0's /etc/lvm as shipped, vhd-util built from
+blktap, sm's GC run by the systemctl stand-in; the steps are the VM tier's
+(tests/vm/realsm_lifecycle.py). RBDSR_SANDBOX_TREE picks another tree of
+../shared/sm. Without ../shared it falls back to the project's sm stand-in and
+says so in its summary. The VM is booted with snapshot=on: nothing survives it.
 """
 import json
 import os
@@ -25,8 +28,8 @@ sys.path[:0] = [REPO, os.path.join(REPO, "tests"), os.path.join(REPO, "tools")]
 import driverharness as h  # noqa: E402  (tests/: argv XML-RPC calls, XAPI stand-in)
 from cephlab import cluster as cephlab  # noqa: E402
 
-sys.path.insert(0, os.path.join(REPO, "tests", "sm"))
-import realsm  # noqa: E402  (tests/sm: real sm trees laid out as dom0 has them)
+sys.path[:0] = [os.path.join(REPO, "tests", "sm"), os.path.join(REPO, "tests", "vm")]
+import realsm  # noqa: E402  (tests/sm: the syslog/fairlock stand-ins)
 
 MIB = 1 << 20
 SM_DIR = "/opt/xensource/sm"
@@ -51,8 +54,6 @@ class Steps(object):
         try:
             detail = fn(*args) or ""
             status = "ok"
-        except NotPossibleHere as e:
-            detail, status = str(e), "not run"
         except Exception as e:  # noqa: BLE001 - a step's failure is reported, then we stop
             traceback.print_exc()
             detail, status = "%s: %s" % (type(e).__name__, e), "FAILED"
@@ -70,16 +71,13 @@ class Steps(object):
             print("%-44s %-8s %8.1f  %s" % (name, status, dt, detail[:60]))
         failed = sum(1 for r in self.rows if r[1] == "FAILED")
         print("-" * 110)
-        print("sandbox: %d steps, %d ok, %d failed, %d not run here; %.0f s in the VM"
+        print("sandbox: the project's sm stand-in (no ../shared/sm here); %d steps, %d ok, %d failed, "
+              "%d not run here; %.0f s in the VM"
               % (len(self.rows), sum(1 for r in self.rows if r[1] == "ok"), failed,
                  sum(1 for r in self.rows if r[1] == "not run"), time.time() - self.t0))
         with open(os.path.join(RESULTS, "sandbox-summary.json"), "w") as f:
             json.dump([dict(zip(("step", "result", "seconds", "detail"), r)) for r in self.rows], f, indent=1)
         return rc or (1 if failed else 0)
-
-
-class NotPossibleHere(Exception):
-    """A step this machine cannot do, with the reason."""
 
 
 def sh(argv, timeout=300, check=True, env=None):
@@ -150,9 +148,52 @@ class Dom0(object):
 def main():
     os.makedirs(WORK, exist_ok=True)
     os.makedirs(os.path.join(WORK, "locks"), exist_ok=True)
+    import realdom0
+    tree = os.environ.get("RBDSR_SANDBOX_TREE", "xcpng-8.3")
+    if os.path.isdir(os.path.join(realdom0.SM_TREES, tree)):
+        return main_real_sm(tree)
+    print("sandbox: no real sm tree at %s: running on the project's sm stand-in instead"
+          % os.path.join(realdom0.SM_TREES, tree), flush=True)
+    return main_standin()
+
+
+def main_real_sm(tree):
+    """The VM tier's full lifecycle on one real sm tree, dom0's LVM config as shipped."""
+    import realdom0
+    import realsm_lifecycle
+    from krbd_helpers import Ceph
+    t0 = time.time()
+    steps = realsm_lifecycle.Steps("sandbox-" + tree, RESULTS)
+    rc = 1
+    ceph = None
+    try:
+        with steps("start Ceph in the VM (1 mon, 1 mgr, 1 OSD, cephx)"):
+            ceph = Ceph(cephlab.start(os.path.join(WORK, "ceph"), objectstore="memstore", timeout=900))
+        realsm_lifecycle.run(tree, realdom0.SHIPPED, ceph, RESULTS, WORK, full=True, steps=steps)
+        rc = 0
+    except Exception:  # noqa: BLE001 - the failed step is in the table; the traceback is for the reader
+        traceback.print_exc()
+    finally:
+        if ceph is not None:
+            ceph.close()
+        cephlab.stop(os.path.join(WORK, "ceph"))
+    print("\n%-66s %-8s %8s" % ("step (real sm: %s, dom0 LVM config as shipped)" % tree, "result", "seconds"))
+    print("-" * 86)
+    for row in steps.rows:
+        print("%-66s %-8s %8.1f" % (row["step"][:66], "ok" if row["result"] == "ok" else "FAILED", row["seconds"]))
+    ok = sum(1 for r in steps.rows if r["result"] == "ok")
+    print("-" * 86)
+    print("sandbox: real sm %s; %d steps, %d ok, %d failed, 0 not run; %.0f s in the VM"
+          % (tree, len(steps.rows), ok, len(steps.rows) - ok, time.time() - t0))
+    with open(os.path.join(RESULTS, "sandbox-summary.json"), "w") as f:
+        json.dump({"sm": tree, "lvm": "as shipped (CA-410086)", "steps": steps.rows}, f, indent=1)
+    return rc if ok == len(steps.rows) else 1
+
+
+def main_standin():
+    """The project's sm stand-in (no ../shared here): SR lifecycle and VDI I/O on it."""
     steps = Steps()
     state = {}
-    real = realsm.sm_sources()[0] if os.environ.get("SM_SRC") else None  # (tree, layout)
 
     def start_ceph():
         d = os.path.join(WORK, "ceph")
@@ -187,19 +228,8 @@ def main():
         from fakesm import mkpkg
         if os.path.exists(SM_DIR):
             shutil.rmtree(SM_DIR)
-        if real is None:
-            mkpkg.build_flat(SM_DIR)
-            what = "sm stand-in (flat layout, XCP-ng 8.3) at %s" % SM_DIR
-        elif real[1] == "flat":
-            realsm._copy_flat(real[0], SM_DIR)
-            what = "real sm %s (flat layout) at %s" % (real[0], SM_DIR)
-        else:
-            staging = os.path.join(WORK, "smpkg")
-            realsm._copy_package(real[0], staging)
-            shutil.copytree(os.path.join(staging, "site-packages", "sm"), os.path.join(SITE, "sm"))
-            os.makedirs(SM_DIR)
-            shutil.copy2(os.path.join(staging, "drivers", "LVMoISCSISR"), SM_DIR)
-            what = "real sm %s (package layout) in %s, driver script in %s" % (real[0], SITE, SM_DIR)
+        mkpkg.build_flat(SM_DIR)
+        what = "the project's sm stand-in (flat layout): no ../shared here"
         # dom0 has XenAPI, fairlock and bitarray in its site-packages; stand-ins take their place
         shutil.copy(os.path.join(h.XAPI_STUB, "XenAPI.py"), os.path.join(DIST, "XenAPI.py"))
         for name in ("fairlock.py", "bitarray.py"):
@@ -221,7 +251,7 @@ def main():
         return "exit %d" % p.returncode
 
     def seed_xapi():
-        d = state["dom0"] = Dom0(state["ceph"], real is not None)
+        d = state["dom0"] = Dom0(state["ceph"], False)
         d.key = state["key"]
         d.refs = h.XenAPI.seed(d.db, sr_uuid=d.sr_uuid, device_config={}, secrets=[d.key], extra_hosts=1)
         c = state["ceph"]
@@ -338,20 +368,6 @@ def main():
             raise RuntimeError("sm files differ from before enable: %s" % changed)
         return "every sm file byte-identical to before enable (%d files)" % len(state["sm_sums"])
 
-    def no_vhd_tools():
-        raise NotPossibleHere("real sm's VDIs need vhd-util and blktap/tapdisk (XenServer's own tools), "
-                              "which this VM does not have; run without SM_SRC for VDI I/O on the stand-in")
-
-    def no_systemd():
-        raise NotPossibleHere("real sm's sr_scan starts its garbage collector with systemctl, and this "
-                              "VM runs no systemd; run without SM_SRC for grow on the stand-in")
-
-    def reattach():
-        d = state["dom0"]
-        d.call("sr_detach")
-        d.call("sr_attach")
-        return "detach, attach on the master"
-
     steps.run("start Ceph in the VM (1 mon, 1 mgr, 1 OSD, cephx)", start_ceph)
     steps.run("cephx user for the pool + sample images", cephx_user)
     steps.run("stand-in dom0 (sm at /opt/xensource/sm)", stand_in_dom0)
@@ -363,20 +379,11 @@ def main():
     steps.run("wizard 3: + image -> existing SRs", wizard, 3)
     steps.run("sr_create (first click works)", sr_create)
     steps.run("sr_attach on the master", sr_attach, 0)
-    if real is None:
-        steps.run("vdi_create + write through the LV", vdi_write)
-    else:
-        steps.run("vdi_create + write through the LV", no_vhd_tools)
+    steps.run("vdi_create + write through the LV", vdi_write)
     # one kernel here: the second host's map finds the master's device (idempotent map)
     steps.run("sr_attach on a 2nd host (same kernel)", sr_attach, 1)
-    if real is None:
-        steps.run("detach, re-attach: the data is there", reattach_sees_data)
-    else:
-        steps.run("detach, re-attach", reattach)
-    if real is None:
-        steps.run("grow the image, SR grows", grow)
-    else:
-        steps.run("grow the image, SR grows", no_systemd)
+    steps.run("detach, re-attach: the data is there", reattach_sees_data)
+    steps.run("grow the image, SR grows", grow)
     steps.run("install_rbdsr.py check (after use)", installer, "check")
     steps.run("vdi_delete, sr_detach, sr_delete", detach_delete)
     steps.run("install_rbdsr.py disable", disable)

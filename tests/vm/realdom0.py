@@ -46,22 +46,18 @@ SYSTEM_CONF = "/etc/systemd/system.conf"
 INVENTORY = "/etc/xensource-inventory"
 PLUGIN_DIR = "/etc/xapi.d/plugins"          # XAPI's host plugins (sm's on-slave, tapdisk-pause...)
 
-# Every (real sm tree, dom0 LVM config) the lifecycle runs on, with whether the driver is
-# expected to get through it today. One not supported yet is listed with the reason (the
-# test expects it to fail, strictly: when support lands the test says so, and the entry
-# must move to True). LVM config: a directory of ../shared/lvm ("pre-CA-410086": scan /dev,
-# as older hosts have it) or "" for dom0's as shipped today (CA-410086: /dev/disk/by-id only).
+# Every (real sm tree, dom0 LVM config, full path?) the lifecycle runs on. Today's XCP-ng 8.3
+# gets the full matrix, and so do XenServer 8 and the sm package, all with dom0's LVM config
+# as shipped (CA-410086: /dev/disk/by-id only); the 2025 XCP-ng tree (same shape as XenServer
+# 8) takes the shorter path, with the older LVM config (pre-CA-410086: scan /dev) that hosts
+# not updated since still have. LVM config: a directory of ../shared/lvm, or SHIPPED.
 PRE_CA = "pre-CA-410086"
 SHIPPED = ""
 LIFECYCLES = [
-    ("xs8", PRE_CA, True, ""),
-    ("xcpng-8.3-2025", PRE_CA, True, ""),
-    ("xcpng-8.3", PRE_CA, False, "XCP-ng 8.3 today renamed LVHD*SR to LVM*SR (LVMoISCSISR.py, "
-                                 "lvmcowutil): the installer answers 'unknown sm layout' until the "
-                                 "driver knows that shape"),
-    ("xapi-master", PRE_CA, True, ""),
-    ("xs8", SHIPPED, False, "dom0's LVM with CA-410086 scans only /dev/disk/by-id, where /dev/rbdN has "
-                            "no link: sr_create cannot find the VG until the udev/by-id fix lands"),
+    ("xcpng-8.3", SHIPPED, True),
+    ("xs8", SHIPPED, True),
+    ("xapi-master", SHIPPED, True),
+    ("xcpng-8.3-2025", PRE_CA, False),
 ]
 
 
