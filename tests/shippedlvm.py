@@ -1,9 +1,10 @@
 """dom0's /etc/lvm as XCP-ng 8.3 / XenServer 8 ship it, from the test data beside the
 repo (../shared/lvm, read-only; never copied into the project).
 
-RBDSR_SHIPPED_LVM names another copy. The VM tier gets one in <results>/shipped-lvm
-(tools/run-tests vm copies it there), because the guest sees the repo but not ../shared. Without either, the callers skip
-with that reason; with ../shared present but the files missing, they fail.
+RBDSR_SHIPPED_LVM names another copy. The VM lab shares ../shared with the guest
+(read-only, at the same path), so every tier finds it the same way. Without it the
+callers skip with that reason (fail under CI); with ../shared present but the files
+missing, they fail.
 """
 import os
 import shutil
@@ -20,9 +21,6 @@ def source_dir():
     env = os.environ.get(ENV)
     if env:
         return env
-    if os.environ.get("RBDSR_IN_VM") == "1":  # the VM tier: the host copied them into results
-        d = os.path.join(os.environ.get("RBDSR_VM_RESULTS", "/results"), "shipped-lvm")
-        return d if os.path.isdir(d) else None
     shared = os.path.join(os.path.dirname(ROOT), "shared")
     return os.path.join(shared, "lvm") if os.path.isdir(shared) else None
 

@@ -8,8 +8,7 @@ vgs and lvcreate see it with LVM_SYSTEM_DIR=<etc/lvm> and =<etc/lvm/master>, and
 `check` computes agrees. A loop-backed VG keeps working under the same configuration.
 
 The shipped files come from ../shared/lvm, which the guest cannot see: the host copies
-them into the results dir (tools/run-tests vm does; by hand: cp -r ../shared/lvm
-<results>/shipped-lvm); tests/shippedlvm.py finds them there.
+them in ../shared/lvm, which the VM lab shares with the guest; tests/shippedlvm.py finds them.
 """
 import os
 import re
@@ -18,7 +17,7 @@ import time
 
 import pytest
 
-from krbd_helpers import MIB, Ceph, start_cluster, unmap_all
+from krbd_helpers import MIB
 from lvm_helpers import lvmconf as lvmtext
 from rbdsr import krbd, proc, sysfs
 from rbdsr.installer import lvmconf, udevrule
@@ -43,17 +42,11 @@ def vg_seen(sysdir, vg):
     return r.rc == 0 and r.out.strip() == vg
 
 
-@pytest.fixture(scope="module")
-def ceph(request, tmp_path_factory, krbd_ready):
-    c = Ceph(start_cluster(request, tmp_path_factory))
-    yield c
-    unmap_all()
-    c.close()
-
-
 def shipped_root(tmp_path, variant):
     if shippedlvm.variant_dir(variant) is None:
-        pytest.skip("no shipped /etc/lvm: copy ../shared/lvm to <results>/shipped-lvm (tools/run-tests vm does)")
+        if os.environ.get("CI"):
+            pytest.fail("no shipped /etc/lvm: CI always has ../shared beside its clone")
+        pytest.skip("no shipped /etc/lvm: no ../shared/lvm beside the repository")
     root = tmp_path / variant
     shippedlvm.lay(str(root / "etc/lvm"), variant)
     return str(root)
