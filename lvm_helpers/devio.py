@@ -139,14 +139,38 @@ def discard(dev, timeout):
     return run("discard", dev, timeout, "discarding %s" % dev).get("done")
 
 
-def inflight(dev_path):
-    """Requests the block layer has in flight on DEV (reads + writes), or None."""
-    name = os.path.basename(os.path.realpath(dev_path))
+def _io_counters(name):
+    """(requests in flight, requests completed so far) of /sys/block/NAME/stat, or None."""
     try:
-        with open("/sys/block/%s/inflight" % name) as f:
-            return sum(int(x) for x in f.read().split())
+        with open("/sys/block/%s/stat" % name) as f:
+            v = [int(x) for x in f.read().split()]
     except (IOError, OSError, ValueError):
         return None
+    if len(v) < 11:
+        return None
+    # reads and writes completed (and discards, where the kernel counts them)
+    return v[8], v[0] + v[4] + (v[11] if len(v) > 11 else 0)
+
+
+def stuck(dev_path, window=1.0):
+    """Requests stuck in flight on DEV: in flight for the whole `window` with not
+    one request completing meanwhile (a cluster that stopped answering). 0 when
+    none is in flight or I/O is moving -- a busy SR always has requests in
+    flight, which is no reason to refuse it -- None when the kernel does not say."""
+    name = os.path.basename(os.path.realpath(dev_path))
+    first = _io_counters(name)
+    if first is None:
+        return None
+    if first[0] == 0:
+        return 0
+    deadline = time.monotonic() + window
+    while True:
+        time.sleep(0.1)
+        now = _io_counters(name)
+        if now is None or now[0] == 0 or now[1] != first[1]:
+            return 0
+        if time.monotonic() >= deadline:
+            return now[0]
 
 
 # ---------------------------------------------------------------- child side

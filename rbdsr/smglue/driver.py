@@ -334,7 +334,7 @@ class RBDSR(shim.ISCSI_SR):
             return
         try:
             mapped = self.iscsi.mapped
-            busy = devio.inflight(mapped.dev_path) if mapped else None
+            busy = devio.stuck(mapped.dev_path) if mapped else None
             if busy:
                 _log("rollback: %s has %d requests in flight to an unresponsive cluster; leaving it mapped "
                      "(they fail within osd_timeout=%ss)" % (self.iscsi.image, busy, self.iscsi.cfg.osd_timeout))
@@ -496,7 +496,7 @@ class RBDSR(shim.ISCSI_SR):
         map's osd_request_timeout) -- e.g. the scan sm runs after an attach
         that failed on a dead cluster and left the device mapped."""
         mapped = krbd.find_mapped(self.iscsi.image_id())
-        busy = devio.inflight(krbd.dev_path(mapped)) if mapped is not None else None
+        busy = devio.stuck(krbd.dev_path(mapped)) if mapped is not None else None
         if busy:
             raise xs_errors.XenError("SRUnavailable", opterr="image %s has %d requests in flight that Ceph "
                                      "does not answer" % (self.iscsi.image_id().spec(), busy))

@@ -38,8 +38,30 @@ def test_discard_fails_cleanly_where_the_device_cannot_discard(tmp_path):
     assert "discarding" in str(e.value)
 
 
-def test_inflight_of_a_non_device_is_unknown(tmp_path):
-    assert devio.inflight(_blank(tmp_path)) is None
+def test_stuck_of_a_non_device_is_unknown(tmp_path):
+    assert devio.stuck(_blank(tmp_path)) is None
+
+
+def _counters(monkeypatch, samples):
+    """/sys/block/<dev>/stat as a sequence of (in flight, completed) samples."""
+    it = iter(samples)
+    last = [None]
+
+    def read(_name):
+        last[0] = next(it, last[0])
+        return last[0]
+    monkeypatch.setattr(devio, "_io_counters", read)
+
+
+@pytest.mark.parametrize("samples,want", [
+    ([(0, 100)], 0),                                   # idle
+    ([(3, 100), (2, 104), (5, 120)], 0),               # a busy SR: requests complete
+    ([(3, 100), (0, 103)], 0),                         # the burst drained
+    ([(2, 100)] * 30, 2),                              # nothing completes for the whole window
+])
+def test_stuck_means_in_flight_with_nothing_completing(monkeypatch, samples, want):
+    _counters(monkeypatch, samples)
+    assert devio.stuck("/dev/rbd0", window=0.3) == want
 
 
 def _fake_blkid(tmp_path, monkeypatch, script):
