@@ -236,6 +236,7 @@ class ByHand(object):
 
 
 OPS = ("sr_create", "sr_attach", "sr_detach")
+SYSTEMCTL = "/usr/bin/systemctl"  # the path sm runs
 
 
 def vm_part(args):
@@ -248,6 +249,9 @@ def vm_part(args):
                          "  tools/vmlab/run-in-vm -- python3 bench/bench_controlplane.py --part vm")
     load_before = loadavg()
     undo_lvm = setup_lvm()
+    if not os.path.exists(SYSTEMCTL):
+        # sm asks systemd about its GC unit on attach/detach; the guest has no systemd
+        shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "vm-systemctl"), SYSTEMCTL)
     try:
         cluster = Cluster()
     except BaseException:
@@ -289,6 +293,7 @@ def vm_part(args):
         images.append(image)
         d = SMDriver(os.path.join(work, "sm-%d" % i), cluster, real=True, image=image, sr_uuid=str(uuid.uuid4()),
                      tree=tree)
+        d.be_this_host()
         drivers.append(d)
         vg = "VG_XenStorage-" + d.uuid
         for step, command, args_, want_mapped in (("driver_sr_create", "sr_create", [str(size)], False),
@@ -305,9 +310,6 @@ def vm_part(args):
             if want_mapped:  # outside the timing: the attached device carries the SR's VG
                 expect(vg_exists(vg), "driver VG %s after %s" % (vg, command))
             log("round %d driver %s %.2fs" % (i + 1, command, t[step][-1]))
-        keep = os.environ.get("RBDSR_VM_RESULTS")
-        if keep and os.path.isdir(keep):  # the last round's driver log, for reading the timings
-            shutil.copy(d.tree.smlog, os.path.join(keep, "controlplane_vm-SMlog"))
         return d.tree
 
     def hand_round(i):
@@ -382,6 +384,9 @@ def vm_part(args):
         doc["machine"]["loadavg_after"] = loadavg()
         return doc
     finally:
+        keep = os.environ.get("RBDSR_VM_RESULTS")
+        if keep and os.path.isdir(keep) and drivers:  # the driver's SMlog, for reading the timings
+            shutil.copy(drivers[-1].tree.smlog, os.path.join(keep, "controlplane_vm-SMlog"))
         for vg in hand_vgs:
             subprocess.run(["vgchange", "-an", vg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            timeout=CMD_TIMEOUT)

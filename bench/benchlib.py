@@ -320,6 +320,25 @@ class SMDriver(object):
             h.XenAPI.save_db(db, self.tree.db)
         self.exec_log = os.path.join(self.tree.workdir, "exec.log")
 
+    def be_this_host(self, inventory="/etc/xensource-inventory"):
+        """Make this machine the XAPI database's first host, as real sm looks it up:
+        /etc/xensource-inventory names the host and the control domain, whose VM
+        record XAPI holds. Only in the VM lab guest (its root is a throwaway snapshot)."""
+        if os.environ.get("RBDSR_IN_VM") != "1":
+            raise RuntimeError("refusing to write %s outside the VM lab" % inventory)
+        import uuid
+        h = self.h
+        db = h.XenAPI.load_db(self.tree.db)
+        master = self.refs["hosts"][0]
+        dom0_uuid = str(uuid.uuid4())
+        db["VM"]["OpaqueRef:dom0"] = {"uuid": dom0_uuid, "resident_on": master, "is_control_domain": True,
+                                      "name_label": "Control domain"}
+        h.XenAPI.save_db(db, self.tree.db)
+        with open(inventory, "w") as f:
+            f.write("PRODUCT_BRAND='XCP-ng'\nPRODUCT_VERSION='8.3.0'\nPLATFORM_VERSION='3.4.0'\n"
+                    "INSTALLATION_UUID='%s'\nCONTROL_DOMAIN_UUID='%s'\nPRIMARY_DISK='/dev/vda'\n"
+                    % (db["host"][master]["uuid"], dom0_uuid))
+
     def env(self):
         env = self.tree.env()
         env.pop("PYTHONDONTWRITEBYTECODE", None)
