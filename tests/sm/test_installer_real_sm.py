@@ -81,3 +81,25 @@ def test_an_sm_update_that_drops_the_hook_is_detected_and_repaired(sm_source, en
     assert rc == 1 and "hook missing" in out, out
     assert _cli(["enable"], root)[0] == 0
     assert _cli(["check"], root)[0] == 0
+
+
+def test_sm_update_across_the_lvhd_to_lvm_rename(tmpdir):
+    """XCP-ng 8.3's April 2026 sm update: LVHDoISCSISR.py goes, LVMoISCSISR.py comes,
+    the launcher symlink moves. check sees the hook gone, enable hooks the new file,
+    disable leaves exactly the new sm."""
+    old, new = smdom0.source("xcpng-8.3-2025"), smdom0.source("xcpng-8.3")
+    root = smdom0.lay_out(old, str(tmpdir.join("root")))
+    assert _cli(["enable"], root)[0] == 0
+    for rel, _target in smdom0.manifest_entries(old.manifest):   # rpm -U: old files out, new in
+        os.unlink(os.path.join(root, rel))
+    smdom0.lay_out(new, root, lvm=None)
+    reference = smdom0.lay_out(new, str(tmpdir.join("reference")), lvm=None)
+    rc, out = _cli(["check"], root)
+    assert rc == 1 and "hook missing in /opt/xensource/sm/LVMoISCSISR.py" in out, out
+    assert _cli(["enable"], root)[0] == 0
+    assert b"RBDSR-HOOK-BEGIN" in smtrees.read(root, "opt/xensource/sm/LVMoISCSISR.py")
+    assert _cli(["check"], root)[0] == 0
+    assert _cli(["disable"], root)[0] == 0
+    sm_dir = "opt/xensource/sm"
+    assert smtrees.diff_states(smtrees.tree_state(os.path.join(reference, sm_dir)),
+                               smtrees.tree_state(os.path.join(root, sm_dir))) == []
