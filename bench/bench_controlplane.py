@@ -35,7 +35,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (CMD_TIMEOUT, MIB, SM_TREE, Cluster, SMDriver, child_cpu, count_commands,  # noqa: E402
+from benchlib import (CMD_TIMEOUT, MIB, SM_TREE, Cluster, SMDriver, SMPlainLVM, child_cpu, make_tree, count_commands,  # noqa: E402
                       counter_delta,
                       goal, import_breakdown, loadavg, machine, paired_ratio, ratio, run, smlog_times,
                       summary, timed, write_doc)
@@ -262,7 +262,8 @@ def vm_part(args):
     images = []
     hand_vgs = []
     size = args.size_mib * MIB
-    keys = ["driver_" + op for op in OPS] + ["driver_sr_attach_first"] + ["hand_" + op for op in OPS]
+    keys = (["driver_" + op for op in OPS] + ["driver_sr_attach_first"] + ["hand_" + op for op in OPS]
+            + ["smlvm_" + op for op in OPS] + ["smlvm_sr_attach_first"])
     t = dict((k, []) for k in keys + ["python_startup"])
     sm = dict((k, []) for k in keys if k.startswith("driver_"))
     counts = {}  # op -> commands, LVM commands, Ceph round trips (first round: they do not vary)
@@ -312,7 +313,59 @@ def vm_part(args):
             log("round %d driver %s %.2fs" % (i + 1, command, t[step][-1]))
         return d.tree
 
-    def hand_round(i):
+    def smlvm_round(i, tree):
+        """sm's plain LVM SR (type lvm) on the same kind of device, mapped with the rbd CLI."""
+        first = i == 0
+        image = "bench-cp-lvm-%d-%s" % (i, uuid.uuid4().hex[:6])
+        images.append(image)
+        d = SMPlainLVM(os.path.join(work, "lvm-%d" % i), cluster, tree, str(uuid.uuid4()), "/dev/null")
+        d.be_this_host()
+        vg = "VG_XenStorage-" + d.uuid
+        spec = hand.spec(image)
+        execs = []
+
+        def sm(command, args_=None):
+            r = d.call(command, args=args_)
+            execs.extend(r.execs)
+
+        def map_():
+            d.set_device(run(hand.rbd + ["device", "map", spec]).strip())
+
+        def create():
+            run(hand.rbd + ["create", "--size", "%dM" % (size // MIB), "--image-feature", "layering", spec])
+            map_()
+            sm("sr_create", [str(size)])
+            run(hand.rbd + ["device", "unmap", spec])
+            return ["rbd", "rbd", "rbd"]
+
+        def attach():
+            map_()
+            sm("sr_attach")
+            return ["rbd"]
+
+        def detach():
+            sm("sr_detach")
+            run(hand.rbd + ["device", "unmap", spec])
+            return ["rbd"]
+
+        for step, fn, want_mapped in (("smlvm_sr_create", create, False), ("smlvm_sr_attach_first", attach, True),
+                                      ("smlvm_sr_detach", detach, False), ("smlvm_sr_attach", attach, True),
+                                      ("smlvm_sr_detach", detach, False)):
+            del execs[:]
+            count = first and step not in counts
+            rbd_cmds = measure(step, fn, count)
+            if count:
+                c = count_commands(execs)
+                c["commands"] += len(rbd_cmds)
+                c["by_name"]["rbd"] = len(rbd_cmds)
+                c["librados_connects"] = len(rbd_cmds)
+                counts[step].update(c)
+            expect(mapped(image) == want_mapped, "%s: mapped=%s" % (step, not want_mapped))
+            if want_mapped:
+                expect(vg_exists(vg), "sm LVM SR VG %s after %s" % (vg, step))
+            log("round %d sm LVM SR %s %.2fs" % (i + 1, step[6:], t[step][-1]))
+
+    def hand_round(i, _tree):
         first = i == 0
         image = "bench-cp-hand-%d-%s" % (i, uuid.uuid4().hex[:6])
         images.append(image)
@@ -333,16 +386,15 @@ def vm_part(args):
             log("round %d by hand %s %.2fs" % (i + 1, step[5:], t[step][-1]))
 
     try:
-        tree = None
+        # the sm tree is laid out, installed and byte-compiled once, as on a host; each round
+        # makes a fresh SR on a fresh image
+        tree = make_tree(os.path.join(work, "tree"))
         for i in range(args.repeat):
-            # alternate which goes first, so drift hits both alike; each round a fresh SR on a
-            # fresh image (the sm tree is laid out and installed once, as on a host)
-            if i % 2 == 0:
-                tree = driver_round(i, tree)
-                hand_round(i)
-            else:
-                hand_round(i)
-                tree = driver_round(i, tree)
+            # rotate which goes first, so drift hits every method alike
+            order = [driver_round, hand_round] + ([smlvm_round] if args.sm_lvm else [])
+            k = i % len(order)
+            for fn in order[k:] + order[:k]:
+                fn(i, tree)
             t["python_startup"].append(timed(lambda: run(["python3", "-c", "pass"]))[0])
         results, ratios, goals = [], {}, []
         for op in OPS:
@@ -358,6 +410,15 @@ def vm_part(args):
             goals.append(goal(op + "_driver_over_by_hand", pr["median"], "<=", 1.1,
                               "%s through real sm %s vs the same by hand, paired rounds" % (op, SM_TREE),
                               spread={"min": pr["min"], "max": pr["max"], "p25": pr["p25"], "p75": pr["p75"]}))
+        if args.sm_lvm:
+            for op in OPS + ("sr_attach_first",):
+                results.append(dict({"op": op, "method": "sm_lvm_sr_by_hand_map",
+                                     "note": "sm's plain LVMSR (type lvm) on the device mapped with the rbd CLI",
+                                     "counts": counts.get("smlvm_" + op)}, **summary(t["smlvm_" + op])))
+                ratios[op + "_driver_over_sm_lvm_sr"] = paired_ratio(
+                    [statistics.median(t["driver_" + op][j * (len(t["driver_" + op]) // len(t["smlvm_" + op])):
+                                                         (j + 1) * (len(t["driver_" + op]) // len(t["smlvm_" + op]))])
+                     for j in range(len(t["smlvm_" + op]))], t["smlvm_" + op])
         results.append(dict({"op": "sr_attach_first", "method": "driver",
                              "note": "first attach after create: also creates the MGT LV",
                              "driver_smlog_median_s": smlog_summary(sm["driver_sr_attach_first"]),
@@ -411,6 +472,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=None, help="runs per method (host 7 at the first size, vm 5)")
     ap.add_argument("--repeat-large", type=int, default=3, help="host: runs per method at the larger sizes")
     ap.add_argument("--size-mib", type=int, default=256, help="vm: SR image size")
+    ap.add_argument("--no-sm-lvm", dest="sm_lvm", action="store_false",
+                    help="vm: skip the column with sm's plain LVM SR on the mapped device")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args()
     if args.repeat is None:

@@ -296,29 +296,37 @@ class SMDriver(object):
         self.real = real
         if tree is not None:
             self.tree = tree
-        elif real:
-            import realsm
-            import smdom0
-            self.tree = realsm.RealSMTree(workdir, smdom0.source(SM_TREE))
         else:
-            self.tree = h.SMTree(workdir, "flat")
+            if real:
+                import realsm
+                import smdom0
+                self.tree = realsm.RealSMTree(workdir, smdom0.source(SM_TREE))
+            else:
+                self.tree = h.SMTree(workdir, "flat")
+            compile_tree(self.tree)  # once, when this driver made the tree
         self.sm_tree = ("%s (real sm, shape %s)" % (SM_TREE, self.tree.shape.key)) if real \
             else "tests/fakesm flat stand-in"
-        compile_tree(self.tree)
         self.key = cluster.key().reveal()
         self.uuid = sr_uuid
-        self.refs = self.tree.seed(sr_uuid=sr_uuid, device_config={}, secrets=[self.key])
-        self.dconf = {"target": cluster.mon_addr, "port": "6789", "targetIQN": cluster.pool,
-                      "chapuser": "admin", "chappassword_secret": self.refs["secrets"][self.key],
-                      "timeout": "120"}
-        if image:
-            self.dconf["SCSIid"] = image
+        self.script = self.tree.script
+        self.refs = h.XenAPI.seed(self.tree.db, sr_uuid=sr_uuid, device_config={}, secrets=[self.key],
+                                  sr_type=self.SR_TYPE)
+        self.dconf = self.device_config(cluster, image)
         if sr_uuid:
             db = h.XenAPI.load_db(self.tree.db)
             for pbd in db["PBD"].values():
                 pbd["device_config"] = dict(self.dconf)
             h.XenAPI.save_db(db, self.tree.db)
         self.exec_log = os.path.join(self.tree.workdir, "exec.log")
+
+    SR_TYPE = "lvmoiscsi"
+
+    def device_config(self, cluster, image):
+        dconf = {"target": cluster.mon_addr, "port": "6789", "targetIQN": cluster.pool,
+                 "chapuser": "admin", "chappassword_secret": self.refs["secrets"][self.key], "timeout": "120"}
+        if image:
+            dconf["SCSIid"] = image
+        return dconf
 
     def be_this_host(self, inventory="/etc/xensource-inventory"):
         """Make this machine the XAPI database's first host, as real sm looks it up:
@@ -349,7 +357,7 @@ class SMDriver(object):
         return env
 
     def argv(self, call):
-        return [self.tree.python, self.tree.script, call]
+        return [self.tree.python, self.script, call]
 
     def call_xml(self, command, args=None):
         dc = dict(self.dconf, SRmaster="true")
@@ -394,6 +402,41 @@ class SMDriver(object):
 
     def call(self, command, args=None, expect_fault=None):
         return self.check(command, self.run_call(self.call_xml(command, args)), expect_fault)
+
+
+class SMPlainLVM(SMDriver):
+    """sm's own plain LVM SR (type lvm: /opt/xensource/sm/LVMSR of the same real
+    tree, no RBDSR involved) on a block device given by path: what users have
+    today, for the same work on the same kind of device."""
+
+    SR_TYPE = "lvm"
+
+    def __init__(self, workdir, cluster, tree, sr_uuid, device):
+        self._device = device
+        SMDriver.__init__(self, workdir, cluster, real=True, sr_uuid=sr_uuid, tree=tree)
+        self.script = os.path.join(os.path.dirname(tree.script), "LVMSR")
+        self.sm_tree = "%s LVMSR (type lvm)" % SM_TREE
+
+    def device_config(self, cluster, image):
+        return {"device": self._device}
+
+    def set_device(self, device):
+        import driverharness as h
+        self.dconf["device"] = device
+        db = h.XenAPI.load_db(self.tree.db)
+        for pbd in db["PBD"].values():
+            pbd["device_config"] = dict(self.dconf)
+        h.XenAPI.save_db(db, self.tree.db)
+
+
+def make_tree(workdir):
+    """The real sm tree SM_TREE laid out as dom0 has it, RBDSR installed by the
+    installer, byte-compiled."""
+    import realsm
+    import smdom0
+    tree = realsm.RealSMTree(workdir, smdom0.source(SM_TREE))
+    compile_tree(tree)
+    return tree
 
 
 def compile_tree(tree):
