@@ -17,7 +17,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _p in (ROOT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "sm")):
+for _p in (ROOT, os.path.join(ROOT, "tools"), os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "sm"),
+           os.path.join(ROOT, "tests", "vm")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
@@ -186,18 +187,8 @@ class Cluster(object):
             list(ex.map(lambda ns: self.create(ns[0], ns[1]), names_sizes))
 
     def remove(self, name):
-        import rbd
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                rbd.RBD().remove(self.ioctx, name)
-                return
-            except rbd.ImageNotFound:
-                return
-            except rbd.ImageBusy:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        from krbd_helpers import remove_image  # tests/vm
+        remove_image(self.ioctx, name)
 
     def _perf(self, daemon):
         asok = os.path.join(self.dir, "run", "%s.asok" % daemon)
