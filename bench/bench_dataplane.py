@@ -153,25 +153,39 @@ def seq_buffered(target, bs, total, region):
     return seq(target, "read", bs, total, region)
 
 
-def interleaved(targets, op, bs, n, region, sequential, seed):
+def _rbd_stat(dev):
+    """(read requests, write requests) the rbd device has completed (/sys/block/rbdN/stat)."""
+    if not dev:
+        return (0, 0)
+    with open("/sys/block/%s/stat" % dev) as f:
+        v = f.read().split()
+    return (int(v[0]), int(v[4]))
+
+
+def interleaved(targets, op, bs, n, region, sequential, seed, rbd_dev=None):
     """n operations per target, interleaved op by op (target order rotated each
     time) at the same offsets in each target's region: a burst of load from
-    elsewhere hits every target alike. Returns {target: [seconds per op]}."""
+    elsewhere hits every target alike. Returns ({target: [seconds per op]},
+    {target: requests that reached /dev/rbdN per op})."""
     buf = _buf(bs)
     rng = random.Random(seed)
     slots = region // bs
     lat = dict((name, []) for name, _t in targets)
+    reqs = dict((name, 0) for name, _t in targets)
+    col = 0 if op == "read" else 1
     for i in range(n):
         off = (i % slots) * bs if sequential else rng.randrange(slots) * bs
         k = i % len(targets)
         for name, target in targets[k:] + targets[:k]:
+            s0 = _rbd_stat(rbd_dev)
             t0 = time.perf_counter()
             getattr(target, op)(buf, off)
             lat[name].append(time.perf_counter() - t0)
+            reqs[name] += _rbd_stat(rbd_dev)[col] - s0[col]
     if op == "write":
         for _name, target in targets:
             target.flush()
-    return lat
+    return lat, dict((name, round(r / float(n), 2)) for name, r in reqs.items())
 
 
 def _lat_summary(lat, bs):
@@ -197,7 +211,7 @@ def _ratio_blocks(num, den, blocks):
             "ops_per_block": size}
 
 
-def run_suite(targets, args, buffered=None):
+def run_suite(targets, args, buffered=None, rbd_dev=None):
     region = args.region_mib * MIB
     # Unmeasured warm-up: write every target's whole region once, so reads
     # read real objects (RBD answers holes without asking an OSD) and no
@@ -210,9 +224,11 @@ def run_suite(targets, args, buffered=None):
              ("rand_read_4K", "read", 4 * KIB, args.rand_ops, False)]
     results, lats = {}, {}
     for i, (name, op, bs, n, sequential) in enumerate(tests):
-        lat = interleaved(targets, op, bs, n, region, sequential, seed=i)
+        lat, reqs = interleaved(targets, op, bs, n, region, sequential, seed=i, rbd_dev=rbd_dev)
         lats[name] = lat
         results[name] = dict((t, _lat_summary(v, bs)) for t, v in lat.items())
+        for t in ("lv", "krbd"):  # librbd does not go through the kernel device
+            results[name][t]["rbd_requests_per_op"] = reqs[t]
         for tname, r in sorted(results[name].items()):
             print("  %-20s %-7s %9.3f MB/s %8.1f IOPS (median latency %.2f ms, p25-p75 %.2f-%.2f)"
                   % (name, tname, r["MBps"], r["iops"], r["latency_median_ms"], r["latency_p25_ms"],
@@ -369,7 +385,7 @@ def main():
                    ("librbd", LibrbdTarget(rbd.Image(ioctx, IMAGE)))]
         buffered = None if args.no_buffered else [("lv", Buffered(lv_path)),
                                                    ("krbd", Buffered(dev.dev_path, raw_base))]
-        results, rat = run_suite(targets, args, buffered)
+        results, rat = run_suite(targets, args, buffered, os.path.basename(os.path.realpath(dev.dev_path)))
         targets += buffered or []
     finally:
         for _n, t in targets:
