@@ -409,7 +409,7 @@ def vm_part(args):
             ratios[op + "_driver_over_by_hand"] = pr
             goals.append(goal(op + "_driver_over_by_hand", pr["median"], "<=", 1.1,
                               "%s through real sm %s vs the same by hand, paired rounds" % (op, SM_TREE),
-                              spread={"min": pr["min"], "max": pr["max"], "p25": pr["p25"], "p75": pr["p75"]}))
+                              spread=pr))
         if args.sm_lvm:
             for op in OPS + ("sr_attach_first",):
                 results.append(dict({"op": op, "method": "sm_lvm_sr_by_hand_map",
