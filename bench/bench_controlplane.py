@@ -154,9 +154,11 @@ def host_part(args):
             ratios["probe" + sfx] = r
             per_size[n_images] = {"create_images_s": round(t_create, 1), "repeat": repeat,
                                   "import_time_s": imports}
-            goals.append(goal("wizard_step2_driver_median_s" + sfx, round(med["driver_probe"], 3), "<=", 0.5,
-                              "driver process end to end (real sm %s), %d images" % (SM_TREE, n_images),
-                              spread=summary(times["driver_probe"])["spread"], unit="s"))
+            if n_images == 1000 or n_images == sizes[0]:
+                # the time goal is for 1,000 images; larger pools show how it grows
+                goals.append(goal("wizard_step2_driver_median_s" + sfx, round(med["driver_probe"], 3), "<=", 0.5,
+                                  "driver process end to end (real sm %s), %d images" % (SM_TREE, n_images),
+                                  spread=summary(times["driver_probe"])["spread"], unit="s"))
             goals.append(goal("wizard_step2_rbd_cli_over_driver" + sfx, r["rbd_cli_over_driver"], ">=", 10,
                               "`rbd ls -l` time / driver time, same run, %d images" % n_images,
                               spread=r["driver_over_rbd_cli"]))
