@@ -416,7 +416,12 @@ def main():
                    "blocks": args.blocks, "buffered_mib": args.buffered_mib,
                    "buffered_rounds": args.buffered_rounds,
                    "method": "O_DIRECT QD1, one op per target in turn (order rotated), median latency per "
-                             "target; MBps/iops at the median latency"},
+                             "target; MBps/iops at the median latency",
+                   "rbd_requests_per_op": "block-layer requests on /dev/rbdN counted from its stat file around "
+                                          "each op; the kernel may account a completion after the syscall "
+                                          "returns, so the split between lv and krbd is approximate (their sum "
+                                          "per pair is not); rbd splits requests into object requests below "
+                                          "this count"},
         "results": results,
         "ratios": rat,
         "wall_seconds": round(time.monotonic() - t_start, 1),
