@@ -221,7 +221,9 @@ def run_suite(targets, args, buffered=None, rbd_dev=None):
     tests = [("seq_write_4M", "write", 4 * MIB, args.seq_ops, True),
              ("seq_read_4M", "read", 4 * MIB, args.seq_ops, True),
              ("rand_write_4K", "write", 4 * KIB, args.rand_ops, False),
-             ("rand_read_4K", "read", 4 * KIB, args.rand_ops, False)]
+             ("rand_read_4K", "read", 4 * KIB, args.rand_ops, False),
+             # no goal: what blkback/tapdisk issue is at most 1 MiB per request
+             ("seq_read_1M", "read", MIB, args.seq_ops * 4, True)]
     results, lats = {}, {}
     for i, (name, op, bs, n, sequential) in enumerate(tests):
         lat, reqs = interleaved(targets, op, bs, n, region, sequential, seed=i, rbd_dev=rbd_dev)
