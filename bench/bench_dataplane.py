@@ -324,6 +324,7 @@ def main():
 
     from lvm_helpers import pv
     from rbdsr import krbd
+    from rbdsr.credentials import Credentials
     from rbdsr.secret import read_keyring
 
     t_start = time.monotonic()
@@ -352,7 +353,7 @@ def main():
     targets = []
     tuning = {}
     try:
-        dev = krbd.map_image(iid, [mon_addr], "admin", key, timeout=120)
+        dev = krbd.map_image(iid, [mon_addr], Credentials("admin", key, "bench"), timeout=120)
         _lvm(["pvcreate", "-y", dev.stable_path])
         _lvm(["vgcreate", "-y", VG, dev.stable_path])
         _lvm(["lvcreate", "-y", "-n", LV, "-L", "%dm" % args.region_mib, VG])

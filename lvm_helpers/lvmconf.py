@@ -1,14 +1,19 @@
-"""The `types = [ "rbd", 1024 ]` entry of lvm.conf's devices section.
+"""The `types = [ ..., "rbd", 1024 ]` entry of an LVM config file's devices section.
 
-LVM only scans block device types it knows; /dev/rbdN needs the entry in both
-/etc/lvm/lvm.conf and /etc/lvm/master/lvm.conf on XCP-ng. These functions are
-pure text transformations (the installer writes files atomically):
+LVM only scans block device types it knows; /dev/rbdN needs "rbd" in
+devices/types. The installer puts it into lvmlocal.conf (see
+rbdsr/installer/lvmconf.py); the VM lab also uses it on lvm.conf. These are
+pure text transformations; LVM itself (lvmconfig) judges every result before
+the installer writes it:
 
 - add_rbd_types(text) -> text with the entry (unchanged if present);
 - remove_rbd_types(text) -> the exact original bytes when we added it.
 
-What we add sits between marker comments; an active `types` line we had to
+What we add sits between marker comments; an active `types` list we had to
 extend is kept, commented out with a marker prefix, so removal restores it.
+The lexer follows libdevmapper's config tokenizer: `#` comments to the end of
+the line, "double-quoted" strings with backslash escapes, 'single-quoted'
+strings without escapes.
 """
 import re
 
@@ -16,40 +21,47 @@ BEGIN = "# RBDSR-BEGIN: added by rbdsr, removed on uninstall"
 EOF_FLAG = " [no newline at end of original]"
 END = "# RBDSR-END"
 DISABLED = "#RBDSR-DISABLED# "
-ENTRY = '"rbd", 1024'
+ENTRY = ('"rbd"', "1024")
 
 _SECTION_RE = re.compile(r"(?<![\w/])devices\s*\{")
 _TYPES_RE = re.compile(r"(?<![\w/])types\s*=\s*\[")
-_RBD_RE = re.compile(r'"rbd"\s*,')
+_ITEM_RE = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'|[^\s,]+', re.S)
 
 
-def _mask(text):
-    """text with comments blanked and string contents replaced by 'x' (same length),
-    so braces and keywords can be found by position."""
-    out = list(text)
-    i, n, in_str = 0, len(text), False
+def _lex(text):
+    """(code, masked): code = text with comments blanked (strings kept);
+    masked = code with string contents replaced by 'x'. Both keep length and
+    newlines, so positions found in one are valid in all three."""
+    code, masked = list(text), list(text)
+    i, n = 0, len(text)
     while i < n:
         c = text[i]
-        if in_str:
-            if c == "\\" and i + 1 < n:
-                out[i] = "x"
-                if text[i + 1] != "\n":
-                    out[i + 1] = "x"
-                i += 2
-                continue
-            if c == '"':
-                in_str = False
-            elif c != "\n":
-                out[i] = "x"
-        elif c == '"':
-            in_str = True
-        elif c == "#":
+        if c == "#":
             while i < n and text[i] != "\n":
-                out[i] = " "
+                code[i] = masked[i] = " "
                 i += 1
             continue
+        if c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c:
+                j += 2 if (c == '"' and text[j] == "\\") else 1
+            for k in range(i + 1, min(j, n)):
+                if text[k] != "\n":
+                    masked[k] = "x"
+            i = j + 1
+            continue
         i += 1
-    return "".join(out)
+    return "".join(code), "".join(masked)
+
+
+def _lines(text):
+    """text split after each "\\n" only (not at the other characters
+    str.splitlines knows), line ends kept."""
+    return re.findall(r"[^\n]*\n|[^\n]+$", text)
+
+
+def _newline(text):
+    return "\r\n" if "\r\n" in text else "\n"
 
 
 def _depth(masked, pos, start=0):
@@ -69,7 +81,7 @@ def _close_brace(masked, open_pos):
     return -1
 
 
-def _devices_sections(text, masked):
+def _devices_sections(masked):
     """[(open_brace_pos, close_brace_pos)] of top-level devices sections."""
     out = []
     for m in _SECTION_RE.finditer(masked):
@@ -78,12 +90,12 @@ def _devices_sections(text, masked):
         ob = m.end() - 1
         cb = _close_brace(masked, ob)
         if cb < 0:
-            raise ValueError("lvm.conf: the devices section is not closed")
+            raise ValueError("the devices section is not closed")
         out.append((ob, cb))
     return out
 
 
-def _types_lists(text, masked, section):
+def _types_lists(masked, section):
     """[(assign_start, lbracket, rbracket)] of active `types = [...]` in a section."""
     ob, cb = section
     out = []
@@ -92,9 +104,18 @@ def _types_lists(text, masked, section):
             continue
         rb = masked.find("]", m.end(), cb)
         if rb < 0:
-            raise ValueError("lvm.conf: a types list is not closed")
+            raise ValueError("a types list is not closed")
         out.append((m.start(), m.end() - 1, rb))
     return out
+
+
+def _items(code, lb, rb):
+    """The list's elements as written (comments dropped)."""
+    return _ITEM_RE.findall(code[lb + 1:rb])
+
+
+def _unquote(item):
+    return item[1:-1] if item[:1] in "\"'" and item[-1:] == item[:1] else None
 
 
 def _read_if_path(text_or_path):
@@ -105,12 +126,14 @@ def _read_if_path(text_or_path):
 
 
 def has_rbd_types(text_or_path):
-    """True when an active devices/types list names "rbd"."""
+    """True when an active devices/types list of this one file names "rbd"
+    (a lab helper: what LVM makes of all its files together is lvmconfig's to say)."""
     text = _read_if_path(text_or_path)
-    masked = _mask(text)
-    for section in _devices_sections(text, masked):
-        for _s, lb, rb in _types_lists(text, masked, section):
-            if _RBD_RE.search(text, lb, rb + 1):
+    code, masked = _lex(text)
+    for section in _devices_sections(masked):
+        for _s, lb, rb in _types_lists(masked, section):
+            items = _items(code, lb, rb)
+            if any(_unquote(it) == "rbd" for it in items[0::2]):
                 return True
     return False
 
@@ -125,54 +148,54 @@ def _line_end(text, pos):
 
 
 def _indent_of(text, pos):
-    ls = _line_start(text, pos)
-    m = re.match(r"[ \t]*", text[ls:])
-    return m.group(0)
+    return re.match(r"[ \t]*", text[_line_start(text, pos):]).group(0)
+
+
+def _block(indent, body, nl):
+    return indent + BEGIN + nl + body + indent + END + nl
 
 
 def add_rbd_types(text):
-    """text with `types = [ "rbd", 1024 ]` in the devices section (idempotent)."""
+    """text with "rbd", 1024 in the devices section's types (idempotent)."""
     if has_rbd_types(text):
         return text
-    masked = _mask(text)
-    sections = _devices_sections(text, masked)
+    nl = _newline(text)
+    code, masked = _lex(text)
+    sections = _devices_sections(masked)
+    entry = ", ".join(ENTRY)
     if not sections:
-        prefix = ""
-        flag = ""
+        prefix = flag = ""
         if text and not text.endswith("\n"):
-            prefix, flag = "\n", EOF_FLAG
-        return text + prefix + BEGIN + flag + "\ndevices {\n\ttypes = [ " + ENTRY + " ]\n}\n" + END + "\n"
+            prefix, flag = nl, EOF_FLAG
+        return (text + prefix + BEGIN + flag + nl + "devices {" + nl + "\ttypes = [ " + entry + " ]" + nl
+                + "}" + nl + END + nl)
     section = sections[-1]
     ob, cb = section
-    lists = _types_lists(text, masked, section)
+    lists = _types_lists(masked, section)
     if lists:
         # Extend the effective (last) list; keep every active one, commented out.
         first_ls = _line_start(text, lists[0][0])
         last_le = _line_end(text, lists[-1][2])
-        if text[first_ls:lists[0][0]].strip() or text[lists[-1][2] + 1:last_le].strip():
-            raise ValueError("lvm.conf: the types setting shares its line with other settings; "
+        if masked[first_ls:lists[0][0]].strip() or masked[lists[-1][2] + 1:last_le].strip():
+            raise ValueError("the types setting shares its line with other settings; "
                              "add \"rbd\", 1024 to it by hand")
+        if "\n" not in text[last_le - 1:last_le]:
+            raise ValueError("the types setting ends the file without a newline; add \"rbd\", 1024 by hand")
         indent = _indent_of(text, lists[-1][0])
         _s, lb, rb = lists[-1]
-        elems = text[lb + 1:rb].strip().rstrip(",").strip()
-        merged = "[ " + (elems + ", " if elems else "") + ENTRY + " ]"
-        old = text[first_ls:last_le]
-        disabled = "".join(DISABLED + ln for ln in old.splitlines(True))
-        if not disabled.endswith("\n"):
-            disabled += "\n"
-        block = indent + BEGIN + "\n" + indent + "types = " + merged + "\n" + indent + END + "\n"
+        merged = "[ " + ", ".join(_items(code, lb, rb) + list(ENTRY)) + " ]"
+        disabled = "".join(DISABLED + ln for ln in _lines(text[first_ls:last_le]))
+        block = _block(indent, indent + "types = " + merged + nl, nl)
         return text[:first_ls] + disabled + block + text[last_le:]
     # No types list: insert right after the "devices {" line.
     if masked.find("\n", ob, cb) < 0:
-        raise ValueError("lvm.conf: the devices section is on one line; add types = [ \"rbd\", 1024 ] by hand")
+        raise ValueError("the devices section is on one line; add types = [ \"rbd\", 1024 ] by hand")
     insert_at = _line_end(text, ob)
     if masked[ob + 1:insert_at].strip():
-        raise ValueError("lvm.conf: settings follow 'devices {' on its line; add the types entry by hand")
+        raise ValueError("settings follow 'devices {' on its line; add the types entry by hand")
     nxt = re.search(r"\S", masked[insert_at:cb])
-    indent = _indent_of(text, insert_at + nxt.start()) if nxt else "\t"
-    if not indent:
-        indent = "\t"
-    block = indent + BEGIN + "\n" + indent + "types = [ " + ENTRY + " ]\n" + indent + END + "\n"
+    indent = (_indent_of(text, insert_at + nxt.start()) if nxt else "") or "\t"
+    block = _block(indent, indent + "types = [ " + entry + " ]" + nl, nl)
     return text[:insert_at] + block + text[insert_at:]
 
 
@@ -180,13 +203,13 @@ def remove_rbd_types(text):
     """Undo add_rbd_types: drop our block, re-enable the lines we disabled."""
     out = []
     skipping = False
-    strip_final_newline = False
-    for line in text.splitlines(True):
+    strip_final = ""
+    for line in _lines(text):
         stripped = line.strip()
         if not skipping and stripped.startswith(BEGIN):
             skipping = True
             if stripped.endswith(EOF_FLAG.strip()):
-                strip_final_newline = True
+                strip_final = line[len(line.rstrip("\r\n")):]
             continue
         if skipping:
             if stripped == END:
@@ -196,13 +219,13 @@ def remove_rbd_types(text):
             line = line[len(DISABLED):]
         out.append(line)
     result = "".join(out)
-    if strip_final_newline and result.endswith("\n"):
-        result = result[:-1]
+    if strip_final and result.endswith(strip_final):
+        result = result[:-len(strip_final)]
     return result
 
 
 def ensure_rbd_types(path):
-    """New content for the lvm.conf at `path` (the same content when already fine)."""
+    """New content for the config file at `path` (the same content when already fine)."""
     with open(path, "r") as f:
         text = f.read()
     return add_rbd_types(text)
@@ -210,4 +233,4 @@ def ensure_rbd_types(path):
 
 def added_by_us(text):
     """True when the text carries our block (so uninstall has something to undo)."""
-    return any(line.strip().startswith(BEGIN) for line in text.splitlines())
+    return any(line.strip().startswith(BEGIN) for line in _lines(text))

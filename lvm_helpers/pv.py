@@ -24,7 +24,7 @@ MDA_HEADER_SIZE = 512
 PV_UUID_LEN = 32
 MAX_METADATA = 64 * MIB  # sanity bound on a metadata text we would read
 
-BLANK, PV, DATA = "blank", "pv", "data"
+BLANK, PV, DATA, UNKNOWN = "blank", "pv", "data", "unknown"
 
 _LOCN = struct.Struct("<QQ")  # disk_locn: offset, size
 _RAW_LOCN = struct.Struct("<QQII")  # raw_locn: offset, size, checksum, flags
@@ -154,7 +154,10 @@ def device_state(dev, use_blkid=True, timeout=cmd.DEFAULT_TIMEOUT):
 
     'pv' with vg None: an LVM2 PV in no VG (or whose metadata we could not read).
     'data': anything else non-zero in the first or last MiB, or a signature
-    blkid knows. 'blank': all of that is zero and blkid finds nothing.
+    blkid knows. 'unknown': blkid could not give an answer (fail closed).
+    'blank': all of that is zero and blkid says it found nothing. Only the
+    ends are read: callers that must know the whole image is unused ask Ceph
+    which extents were ever written (rbdsr.backends written_extents).
     """
     fd = os.open(dev, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -175,8 +178,12 @@ def device_state(dev, use_blkid=True, timeout=cmd.DEFAULT_TIMEOUT):
             return DATA, None
     finally:
         os.close(fd)
-    if use_blkid and _blkid_finds_something(dev, timeout):
-        return DATA, None
+    if use_blkid:
+        found = _blkid_finds_something(dev, timeout)
+        if found is None:
+            return UNKNOWN, None
+        if found:
+            return DATA, None
     return BLANK, None
 
 
@@ -189,12 +196,18 @@ def _vg_name_from_pvs(dev, timeout):
 
 
 def _blkid_finds_something(dev, timeout):
-    """True when blkid -p sees a signature; False when it sees none or is absent."""
+    """True when blkid -p sees a signature, False only when it says it found
+    nothing (exit 2), None when it gave no answer: timed out, missing, usage
+    error (4) or ambivalent result (8)."""
     try:
         res = cmd.run(["blkid", "-p", "-o", "export", dev], timeout, check=False)
-    except Exception:  # noqa: BLE001 - blkid missing or unusable: rely on our own checks
+    except Exception:  # noqa: BLE001 - blkid missing or unusable: we cannot tell
+        return None
+    if res.rc == 0:
+        return True
+    if res.rc == 2:
         return False
-    return res.rc == 0 and bool(res.out.strip())
+    return None
 
 
 def pv_fields(dev, fields, timeout=cmd.DEFAULT_TIMEOUT):

@@ -8,20 +8,18 @@ checked against Ceph's rules, narrowed to what the kernel's sysfs interface and
 a shell can carry safely, so nothing validated here needs quoting to be safe
 (it is quoted anyway wherever it reaches a shell).
 """
-import ipaddress
 import re
-import socket
 
-from rbdsr.bounded import run_bounded
+from rbdsr import image as rbd_image
+from rbdsr import monaddr
 from rbdsr.diversion import RULE, wants_rbd
-from rbdsr.errors import ConfigError, TimeoutError_, UnreachableError
-from rbdsr.secret import Secret, is_cephx_key, read_keyring
+from rbdsr.errors import ConfigError
+from rbdsr.secret import Secret, is_cephx_key, looks_like_key, show
 
-DEFAULT_MON_PORT = 6789
-MSGR2_PORT = 3300
 DEFAULT_TIMEOUT = 30
+# krbd osd_request_timeout: why 120 s is in rbdsr/krbd.py's docstring.
+DEFAULT_OSD_TIMEOUT = 120
 DEFAULT_SSH_CEPHX_ID = "xcpng-rbdsr"
-MAX_MONITORS = 16
 MIN_SIZE = 64 << 20
 MAX_SIZE = 1 << 50
 OWNER_META_KEY = "rbdsr.sr_uuid"
@@ -48,6 +46,8 @@ CONFIG_KEYS = [
     ["size", "image size for sr-create when the image does not exist (bytes, or with K/M/G/T suffix)"],
     ["timeout", "seconds for any Ceph or SSH operation (default 30)"],
     ["delete_image", "sr-delete also removes the image when it is ours (true/false, default false)"],
+    ["osd_timeout", "seconds the kernel lets I/O wait for unresponsive OSDs before failing it (default 120, "
+                    "0 = for ever; LVM on the whole host waits as long)"],
 ]
 
 # Ceph's rules: pool, namespace and image names cannot hold '/' or '@' (the
@@ -57,7 +57,6 @@ _NAME_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.+=-]*\Z")
 MAX_NAME_LEN = {"pool": 127, "namespace": 64, "image": 96}
 _CEPHX_ID_RE = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 _SSH_USER_RE = re.compile(r"\A[a-z_][a-z0-9_.-]{0,31}\Z")
-_HOST_LABEL_RE = re.compile(r"\A(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 _SHA256_FP_RE = re.compile(r"\ASHA256:[A-Za-z0-9+/]{43}\Z")
 _UUID_RE = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 _SIZE_RE = re.compile(r"\A([0-9]{1,20})\s*([KMGTP]?)(?:i?B)?\Z", re.IGNORECASE)
@@ -66,13 +65,9 @@ _FALSE = ("0", "false", "no", "off")
 _MAX_VALUE_LEN = 4096
 
 
-def _show(value, limit=60):
-    """A value safe to put in a message: printable, bounded."""
-    text = value if isinstance(value, str) else repr(value)
-    text = "".join(c if c.isprintable() and ord(c) < 0x7F else "?" for c in text)
-    if len(text) > limit:
-        text = text[:limit] + "..."
-    return repr(text)
+# Every message quoting a device-config value goes through secret.show: a
+# value that looks like a cephx key (pasted in the wrong field) is withheld.
+_show = show
 
 
 def _err(field, message, key=None):
@@ -110,6 +105,9 @@ def validate_name(kind, value, field):
     limit = MAX_NAME_LEN[kind]
     if value == "":
         raise _err(field, "%s name is empty" % kind, key)
+    if looks_like_key(value):
+        # a key pasted in the wrong wizard field: refuse it, never echo it
+        raise _err(field, "%s name %s: a cephx key belongs in chappassword" % (kind, show(value)), key)
     if len(value) > limit:
         raise _err(field, "%s name is longer than %d characters" % (kind, limit), key)
     if "/" in value or "@" in value:
@@ -146,58 +144,12 @@ def _parse_port(text, field, key):
 
 def validate_host(host, field="target"):
     """A hostname, IPv4 or IPv6 literal (without brackets); returns it normalised."""
-    key = _field_key(field)
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    name = host[:-1] if host.endswith(".") else host
-    if not name or len(name) > 253:
-        raise _err(field, "host %s is not a valid host name" % _show(host), key)
-    labels = name.split(".")
-    if not all(_HOST_LABEL_RE.match(lab) for lab in labels):
-        raise _err(field, "host %s is not a valid host name or IP address" % _show(host), key)
-    if re.match(r"\A[0-9.]+\Z", name):
-        raise _err(field, "%s is not a valid IPv4 address" % _show(host), key)
-    return name.lower()
+    return monaddr.validate_host(host, "device-config " + field, _field_key(field))
 
 
-def parse_monitors(text, default_port=DEFAULT_MON_PORT):
+def parse_monitors(text):
     """'a,b:6790,[::1]:6789' -> [(host, port), ...] (default port 6789 each)."""
-    field = "target"
-    key = "ConfigTargetMissing"
-    entries = [e.strip() for e in text.split(",")]
-    if not text.strip() or any(not e for e in entries):
-        raise _err(field, "no monitor given (or an empty entry in the comma-separated list)", key)
-    if len(entries) > MAX_MONITORS:
-        raise _err(field, "more than %d monitors" % MAX_MONITORS, key)
-    monitors = []
-    for entry in entries:
-        if entry.startswith("["):
-            m = re.match(r"\A\[([^\]]+)\](?::([^:]*))?\Z", entry)
-            if not m:
-                raise _err(field, "monitor %s: malformed [IPv6]:port" % _show(entry), key)
-            host, port_text = m.group(1), m.group(2)
-            try:
-                host = str(ipaddress.IPv6Address(host))
-            except ValueError:
-                raise _err(field, "monitor %s: %s is not an IPv6 address" % (_show(entry), _show(host)), key)
-        else:
-            if entry.count(":") > 1:
-                raise _err(field, "monitor %s: write IPv6 addresses as [addr]:port" % _show(entry), key)
-            host, sep, port_text = entry.partition(":")
-            if not sep:
-                port_text = None
-            elif port_text == "":
-                raise _err(field, "monitor %s: empty port" % _show(entry), key)
-            host = validate_host(host, field)
-        port = default_port if port_text is None else _parse_port(port_text, field, key)
-        if port == MSGR2_PORT:
-            raise _err(field, "monitor %s: port %d is msgr v2; dom0's kernel client needs the v1 port (usually 6789)"
-                       % (_show(entry), port), key)
-        if (host, port) not in monitors:
-            monitors.append((host, port))
-    return monitors
+    return monaddr.parse_list(text, "device-config target", "ConfigTargetMissing")
 
 
 def parse_bool(text, field):
@@ -230,6 +182,16 @@ def parse_timeout(text, field="timeout"):
     return value
 
 
+def parse_osd_timeout(text, field="osd_timeout"):
+    """0 (never) or 10-3600 whole seconds: the krbd osd_request_timeout."""
+    if not re.match(r"\A[0-9]{1,4}\Z", text.strip()):
+        raise _err(field, "%s is not a whole number of seconds" % _show(text))
+    value = int(text)
+    if value != 0 and not 10 <= value <= 3600:
+        raise _err(field, "%s seconds is outside 10-3600 (or 0 for no limit)" % text.strip())
+    return value
+
+
 def _abs_path(text, field):
     if not text.startswith("/") or "\x00" in text or len(text) > 1024:
         raise _err(field, "%s must be an absolute path" % _show(text))
@@ -248,6 +210,7 @@ class TargetConfig(object):
         self.cephx_id = "admin"
         self.key = None
         self.keyring = None
+        self.keyring_field = None  # "keyring", or the secret field that named the keyring
         self.ceph_conf = None
         self.ssh_user = None
         self.ssh_password = None
@@ -260,6 +223,7 @@ class TargetConfig(object):
         self.size = None
         self.timeout = float(DEFAULT_TIMEOUT)
         self.delete_image = False
+        self.osd_timeout = DEFAULT_OSD_TIMEOUT
         self.resolved = None  # [(ip, port)] after resolve()
 
     def __repr__(self):
@@ -315,6 +279,9 @@ class TargetConfig(object):
         text = _raw(dconf, "delete_image")
         if text:
             cfg.delete_image = parse_bool(text, "delete_image")
+        text = _raw(dconf, "osd_timeout")
+        if text:
+            cfg.osd_timeout = parse_osd_timeout(text)
         return cfg
 
     def _load_credentials(self, dconf, secret_reader):
@@ -347,6 +314,7 @@ class TargetConfig(object):
         keyring = _raw(dconf, "keyring")
         if keyring:
             self.keyring = _abs_path(keyring, "keyring")
+            self.keyring_field = "keyring"
         cephx_id = _raw(dconf, "cephx_id")
         if cephx_id is not None:
             cephx_id = validate_cephx_id(cephx_id, "cephx_id")
@@ -373,14 +341,20 @@ class TargetConfig(object):
             self.cephx_id = cephx_id or user or "admin"
             if secret is not None:
                 if password.startswith("/"):
+                    # A keyring path -- or an SSH password typed without auth=ssh:
+                    # from here on it is never printed (keyring_field names it instead).
                     if self.keyring:
                         raise _err(pw_field, "is a keyring path but keyring is also given")
-                    self.keyring = _abs_path(password, pw_field)
+                    if "\x00" in password or len(password) > 1024:
+                        raise _err(pw_field, "is neither a cephx key nor a keyring path")
+                    self.keyring = password
+                    self.keyring_field = pw_field
                 elif is_cephx_key(secret):
                     self.key = secret
                 else:
                     raise _err(pw_field, "is not a cephx key (base64 of a 28-byte cephx secret, 40 characters)")
-            for field in ("ssh_host_key", "ssh_known_hosts", "ssh_host", "ssh_port", "create_cephx_user"):
+            for field in ("ssh_host_key", "ssh_known_hosts", "ssh_host", "ssh_port", "ssh_sudo",
+                          "create_cephx_user"):
                 if _raw(dconf, field):
                     raise _err(field, "only applies with auth=ssh")
             return
@@ -428,39 +402,25 @@ class TargetConfig(object):
 
     # -- after validation ---------------------------------------------------
 
-    def cephx_secret(self):
-        """The cephx key for cephx mode: the given key, else the keyring's. None if neither."""
-        if self.key is not None:
-            return self.key
-        if self.keyring:
-            return read_keyring(self.keyring, self.entity)
-        return None
-
     def resolve(self, timeout=None):
         """Resolve monitor host names to IP addresses (bounded); sets and returns `resolved`.
 
         Raises ConfigError with key DNSError when a name does not resolve in time.
         """
-        timeout = self.timeout if timeout is None else timeout
-        resolved = []
-        for host, port in self.monitors:
-            for ip in resolve_host(host, timeout):
-                if (ip, port) not in resolved:
-                    resolved.append((ip, port))
-        self.resolved = resolved
-        return resolved
+        self.resolved = monaddr.resolve(self.monitors, self.timeout if timeout is None else timeout)
+        return self.resolved
 
     def mon_addrs(self):
-        """"ip:port,ip:port" for the kernel (IPv6 as [ip]:port). Needs IPs: call resolve() first
+        """"ip:port,[ip6]:port" of the monitors. Needs IPs: call resolve() first
         when a monitor is given by name."""
         addrs = self.resolved
         if addrs is None:
             addrs = []
             for host, port in self.monitors:
-                if not _is_ip(host):
+                if monaddr.ip_or_none(host) is None:
                     raise ConfigError("monitor %s is a host name: resolve it first" % host)
                 addrs.append((host, port))
-        return ",".join(format_addr(h, p) for h, p in addrs)
+        return monaddr.format_list(addrs)
 
     def mon_host(self):
         """mon_host for librados, pinned to msgr v1 like the kernel client: "v1:ip:port,...".
@@ -468,43 +428,5 @@ class TargetConfig(object):
         return ",".join("v1:" + a for a in self.mon_addrs().split(","))
 
     def image_spec(self, image=None):
-        """pool[/namespace]/image, the rbd CLI spec."""
-        name = image or self.image
-        if self.namespace:
-            return "%s/%s/%s" % (self.pool, self.namespace, name)
-        return "%s/%s" % (self.pool, name)
-
-
-def _is_ip(host):
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
-
-
-def format_addr(host, port):
-    if ":" in host:
-        return "[%s]:%d" % (host, port)
-    return "%s:%d" % (host, port)
-
-
-def resolve_host(host, timeout):
-    """IP addresses of `host` (itself when it is an IP), looked up in a thread so it is bounded."""
-    if _is_ip(host):
-        return [host]
-    try:
-        infos = run_bounded(lambda: socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM), timeout,
-                            "resolving %s" % host)
-    except TimeoutError_:
-        raise UnreachableError("monitor name %s did not resolve within %ds" % (host, timeout), key="DNSError")
-    except (socket.gaierror, socket.herror, UnicodeError, OSError):
-        infos = []
-    if not infos:
-        raise ConfigError("monitor name %s does not resolve" % host, key="DNSError")
-    ips = []
-    for ip in [info[4][0] for info in infos]:
-        ip = ip.split("%")[0]
-        if ip not in ips:
-            ips.append(ip)
-    return ips
+        """pool[/namespace]/image (rbdsr.image.spec)."""
+        return rbd_image.spec(self.pool, self.namespace, image or self.image)

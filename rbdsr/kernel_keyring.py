@@ -12,8 +12,6 @@ present, else libc's syscall()), so the key is never on argv and never in a
 file. Callers add the key to the *thread* keyring of the thread that writes to
 sysfs and invalidate it right after: the key lives only for the map write.
 """
-import base64
-import binascii
 import ctypes
 import ctypes.util
 import errno
@@ -21,6 +19,7 @@ import os
 import platform
 
 from rbdsr.errors import AuthError, MapError
+from rbdsr.secret import cephx_key_bytes
 
 KEY_TYPE = "ceph"
 
@@ -50,19 +49,12 @@ def description(cephx_id):
 
 
 def key_payload(key):
-    """The raw bytes the "ceph" key type expects: the base64-decoded cephx key.
-
-    `key` is a Secret or str. Errors never contain the key.
-    """
-    text = key.reveal() if hasattr(key, "reveal") else key
-    if not isinstance(text, str) or not text:
-        raise AuthError("the cephx key is empty or not text")
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise AuthError("the cephx key is not valid base64")
-    if not raw:
-        raise AuthError("the cephx key is empty")
+    """The raw bytes the "ceph" key type expects: the base64-decoded cephx key
+    (rbdsr.secret.cephx_key_bytes). `key` is a Secret or str. Errors never
+    contain the key."""
+    raw = cephx_key_bytes(key)
+    if raw is None:
+        raise AuthError("the cephx key is not a cephx key (base64 of a 28-byte AES key)")
     return raw
 
 

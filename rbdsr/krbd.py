@@ -16,25 +16,44 @@ Bounded time: `mount_timeout` makes the kernel give up on dead monitors, and
 every sysfs write runs in a helper thread joined with a timeout, so the
 caller is never blocked beyond its timeout even if the kernel is.
 
+`osd_request_timeout` bounds what no caller can: I/O the kernel has sent to
+OSDs that do not answer. Without it such a request waits for ever -- the
+device, every process reading it, and every LVM command on the host (LVM
+scans all RBD devices) with it. With it the request fails with EIO, which a
+guest sees as a disk error. OSD_REQUEST_TIMEOUT (120 s) is open-iscsi's
+default replacement_timeout, the time dom0's iSCSI SRs let I/O wait for a
+lost target: far beyond an OSD failover (heartbeat grace 20 s plus
+peering), so only a cluster that is really down fails guest I/O. The SR's
+device-config `osd_timeout` changes it (0 = wait for ever). The option is
+libceph's since Linux 4.11 (commit 7cc5e38f2f0b), so dom0's 4.19 has it; the
+kernel sweeps requests every osdkeepalive (5 s), so a request fails between
+the timeout and 5 s after it. A map is not covered in full: the kernel's add
+reads the partition table before it returns, each read bounded by this
+timeout, in a thread the driver waits for only `timeout` seconds.
+
 Concurrency: map and unmap take a host-wide flock, so two callers never map
 the same image twice.
 """
 import collections
 import errno
-import ipaddress
 import os
-import socket
+import re
 import stat
 import time
 
-from rbdsr import kernel_keyring, proc, sysfs
+from rbdsr import kernel_keyring, monaddr, proc, sysfs
 from rbdsr.bounded import run_bounded
+from rbdsr.config import DEFAULT_OSD_TIMEOUT
 from rbdsr.hostlock import HostLock
+from rbdsr.image import ImageId  # noqa: F401  (krbd.ImageId: the identity krbd matches)
+from rbdsr.secret import show
 from rbdsr.errors import (AuthError, ConfigError, InUseError, MapError, NotFoundError, RBDError,
                           TimeoutError_, UnreachableError)
 
 DEV = "/dev"
-STABLE_ROOT = "/dev/rbdsr"
+# Under /dev/disk/by-id: dom0's LVM (CA-410086) scans only there, and LVM finds a path
+# sm gives pvcreate/vgcreate only among the names it scanned.
+STABLE_ROOT = "/dev/disk/by-id/rbdsr"
 LOCK_PATH = "/run/rbdsr/krbd.lock"
 DEFAULT_NS_COMPONENT = "-"
 
@@ -42,21 +61,7 @@ MODPROBE_TIMEOUT = 30.0
 UDEV_WAIT = 10.0  # how long we let udev create /dev/rbdN before doing it ourselves
 POLL = 0.05
 BUSY_RETRY = 5.0  # seconds an unexplained EBUSY on unmap is retried (udev probes)
-
-
-class ImageId(collections.namedtuple("ImageId", "fsid pool namespace image snap")):
-    """The exact identity of a mapped image. fsid None means "cluster unknown"."""
-
-    __slots__ = ()
-
-    def __new__(cls, fsid, pool, namespace, image, snap=sysfs.HEAD_SNAP):
-        return super(ImageId, cls).__new__(cls, fsid.lower() if fsid else None, pool, namespace or "",
-                                           image, snap or sysfs.HEAD_SNAP)
-
-    def spec(self):
-        """pool[/ns]/image[@snap], for messages."""
-        s = self.pool + "/" + (self.namespace + "/" if self.namespace else "") + self.image
-        return s if self.snap == sysfs.HEAD_SNAP else s + "@" + self.snap
+OSD_REQUEST_TIMEOUT = DEFAULT_OSD_TIMEOUT  # see the module docstring
 
 
 MappedDevice = collections.namedtuple("MappedDevice", "dev_id dev_path stable_path read_only")
@@ -64,26 +69,39 @@ MappedDevice = collections.namedtuple("MappedDevice", "dev_id dev_path stable_pa
 
 # ---------------------------------------------------------------- validation
 
-def _check_name(what, value, allow_empty=False):
+# Checked here, where the sysfs line is built, whatever the caller validated:
+# the line is split on whitespace, the options on ',' and '='.
+_FSID_RE = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
+def _check_name(what, value, allow_empty=False, option=False):
     if value is None or value == "":
         if allow_empty:
             return
         raise ConfigError("the %s name is empty" % what)
     if not isinstance(value, str):
         raise ConfigError("the %s name is not text" % what)
-    bad = [c for c in value if c.isspace() or c in "/\0" or ord(c) < 32]
+    bad = [c for c in value if c.isspace() or c in "/\0" or ord(c) < 32 or ord(c) >= 0x7F]
+    if option:
+        bad += [c for c in value if c in ",="]  # it goes into the option list
     if bad or value in (".", ".."):
-        raise ConfigError("the %s name %r cannot be mapped (no whitespace, '/', control characters)"
-                          % (what, value))
+        raise ConfigError("the %s name %s cannot be mapped (no whitespace, '/', control characters%s)"
+                          % (what, show(value), ", ',' or '='" if option else ""))
+
+
+def _check_fsid(fsid):
+    if fsid is not None and not (isinstance(fsid, str) and _FSID_RE.match(fsid)):
+        raise ConfigError("cluster fsid %s is not a uuid" % show(fsid))
 
 
 def validate(image_id):
     _check_name("pool", image_id.pool)
-    _check_name("namespace", image_id.namespace, allow_empty=True)
+    _check_name("namespace", image_id.namespace, allow_empty=True, option=True)
     _check_name("image", image_id.image)
     _check_name("snapshot", image_id.snap)
+    _check_fsid(image_id.fsid)
     if "@" in image_id.image:
-        raise ConfigError("the image name %r contains '@'" % image_id.image)
+        raise ConfigError("the image name %s contains '@'" % show(image_id.image))
     if image_id.namespace == DEFAULT_NS_COMPONENT:
         raise ConfigError("the namespace name %r is reserved by RBDSR" % DEFAULT_NS_COMPONENT)
 
@@ -98,76 +116,21 @@ def _check_cephx_id(cephx_id):
 
 # ---------------------------------------------------------------- monitors
 
-def _format_addr(ip, port):
-    return "[%s]:%d" % (ip, port) if ":" in ip else "%s:%d" % (ip, port)
-
-
-def _split_host_port(mon, default_port=6789):
-    if isinstance(mon, (tuple, list)):
-        host, port = mon[0], int(mon[1]) if len(mon) > 1 and mon[1] is not None else default_port
-        return host.strip("[]"), port
-    mon = mon.strip()
-    if mon.startswith("["):
-        host, _, rest = mon[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else default_port
-        return host, port
-    if mon.count(":") == 1:
-        host, port = mon.split(":")
-        return host, int(port)
-    return mon, default_port
-
-
 def resolve_monitors(monitors, timeout=10.0, resolver=None):
-    """"ip:port,ip:port" for the kernel from [(host, port)] or ["host[:port]"].
-
-    Names are resolved (the kernel wants addresses) within `timeout` in total;
-    a name that does not resolve is a ConfigError with key DNSError.
-    """
-    resolver = resolver or socket.getaddrinfo
-    deadline = time.monotonic() + timeout
-    out = []
-    if not monitors:
-        raise ConfigError("no monitor address given", key="ConfigTargetMissing")
-    for mon in monitors:
-        try:
-            host, port = _split_host_port(mon)
-        except ValueError:
-            raise ConfigError("monitor address %r is not host[:port]" % (mon,), key="ConfigTargetMissing")
-        if not host:
-            raise ConfigError("empty monitor address", key="ConfigTargetMissing")
-        if not 0 < port < 65536:
-            raise ConfigError("monitor port %d is out of range" % port, key="ISCSIPort")
-        try:
-            ip = str(ipaddress.ip_address(host))
-        except ValueError:
-            ip = None
-        if ip is None:
-            remaining = deadline - time.monotonic()
-            try:
-                infos = run_bounded(lambda h=host, p=port: resolver(h, p, 0, socket.SOCK_STREAM),
-                                     remaining, "resolving monitor %s" % host)
-            except TimeoutError_:
-                raise ConfigError("monitor name %s did not resolve within %.0f s" % (host, timeout),
-                                  key="DNSError")
-            except (socket.gaierror, socket.herror, UnicodeError) as e:
-                raise ConfigError("monitor name %s does not resolve: %s" % (host, e), key="DNSError")
-            addrs = [i[4][0] for i in infos if i[0] == socket.AF_INET] or [i[4][0] for i in infos]
-            if not addrs:
-                raise ConfigError("monitor name %s has no address" % host, key="DNSError")
-            ip = addrs[0]
-        addr = _format_addr(ip, port)
-        if addr not in out:
-            out.append(addr)
-    return ",".join(out)
+    """"ip:port,ip:port" for the kernel from [(host, port)] or ["host[:port]"]
+    (rbdsr.monaddr: names resolved within `timeout`, DNSError when they do not)."""
+    return monaddr.format_list(monaddr.resolve(monaddr.as_pairs(monitors), timeout, resolver))
 
 
 # ---------------------------------------------------------------- add string
 
 def build_options(cephx_id, mount_timeout, read_only=False, fsid=None, namespace="",
-                  use_keyring=True, key=None, extra=None):
+                  use_keyring=True, key=None, extra=None, osd_timeout=None):
     """The comma-separated option list. With use_keyring=False the result holds
     the key: the caller must treat it as a secret."""
     _check_cephx_id(cephx_id)
+    _check_fsid(fsid)
+    _check_name("namespace", namespace, allow_empty=True, option=True)
     opts = ["name=%s" % cephx_id]
     if key is not None:
         if use_keyring:
@@ -175,6 +138,8 @@ def build_options(cephx_id, mount_timeout, read_only=False, fsid=None, namespace
         else:
             opts.append("secret=%s" % (key.reveal() if hasattr(key, "reveal") else key))
     opts.append("mount_timeout=%d" % max(1, int(mount_timeout)))
+    if osd_timeout:
+        opts.append("osd_request_timeout=%d" % max(1, int(osd_timeout)))
     if fsid:
         opts.append("fsid=%s" % fsid)
     if namespace:
@@ -189,9 +154,16 @@ def build_options(cephx_id, mount_timeout, read_only=False, fsid=None, namespace
 
 
 def build_add_string(mon_addrs, options, image_id):
+    """The line written to /sys/bus/rbd/add*: "<mons> <options> <pool> <image> [<snap>]".
+    Each part is checked for whitespace here, the last point before the kernel."""
+    validate(image_id)
     parts = [mon_addrs, options, image_id.pool, image_id.image]
     if image_id.snap != sysfs.HEAD_SNAP:
         parts.append(image_id.snap)
+    for part in parts:
+        if not part or any(c.isspace() or ord(c) < 0x20 for c in part):
+            # the options may hold the key (secret=): never show them
+            raise ConfigError("refusing a map request with whitespace or control characters in a field")
     return " ".join(parts)
 
 
@@ -211,7 +183,7 @@ def find_mapped(image_id, sysfs_root=sysfs.SYSFS):
 
 
 def stable_path(image_id, root=STABLE_ROOT):
-    """/dev/rbdsr/<pool>/<namespace or '-'>/<image>[@snap]: the same on every host."""
+    """/dev/disk/by-id/rbdsr/<pool>/<namespace or '-'>/<image>[@snap]: the same on every host."""
     validate(image_id)
     name = image_id.image if image_id.snap == sysfs.HEAD_SNAP else image_id.image + "@" + image_id.snap
     return os.path.join(root, image_id.pool, image_id.namespace or DEFAULT_NS_COMPONENT, name)
@@ -282,43 +254,52 @@ def _map_error(e, image_id, timeout):
     return MapError("cannot map %s: %s (see dmesg)" % (spec, os.strerror(code) if code else "error"))
 
 
-def _do_map_write(add_path, head, tail, cephx_id, key, use_keyring):
+def _do_map_write(add_path, line, cephx_id, key, use_keyring):
     """Runs in the writer thread: key in this thread's keyring, one write, key gone."""
     if key is not None and use_keyring:
         with kernel_keyring.TemporaryKey(cephx_id, key):
-            _write_sysfs(add_path, (head + " " + tail).encode())
+            _write_sysfs(add_path, line.encode())
     else:
-        _write_sysfs(add_path, (head + " " + tail).encode())
+        _write_sysfs(add_path, line.encode())
 
 
-def _keyring_usable(cephx_id, key):
-    """Try adding the key to a throwaway thread keyring; False when the kernel
-    keyring cannot be used (then secret= is the fallback)."""
+def keyring_problem(cephx_id, key):
+    """Why the kernel keyring cannot carry the key (then the key goes inline as
+    secret=), or None when it can: a throwaway thread-keyring add, bounded."""
     if not kernel_keyring.available():
-        return False
+        return "no add_key/keyctl on this host"
 
     def probe():
         try:
             serial = kernel_keyring.add_ceph_key(cephx_id, key)
         except OSError as e:
             if e.errno in _KEYRING_UNUSABLE:
-                return False
+                return "add_key: %s" % os.strerror(e.errno)
             raise MapError("the kernel keyring refused the cephx key: %s" % os.strerror(e.errno))
         kernel_keyring.remove_key(serial)
-        return True
+        return None
 
     return run_bounded(probe, 5.0, "kernel keyring probe")
 
 
-def map_image(image_id, monitors, cephx_id, key=None, read_only=False, timeout=60.0,
-              extra_options=None, use_keyring=None, sysfs_root=sysfs.SYSFS, dev=DEV,
-              stable_root=STABLE_ROOT, lock_path=LOCK_PATH):
+def _no_log(msg):
+    pass
+
+
+def map_image(image_id, monitors, creds, read_only=False, timeout=60.0,
+              extra_options=None, use_keyring=None, log=None, sysfs_root=sysfs.SYSFS, dev=DEV,
+              stable_root=STABLE_ROOT, lock_path=LOCK_PATH, osd_timeout=OSD_REQUEST_TIMEOUT):
     """Map image_id (idempotent) and return MappedDevice.
 
-    monitors: [(host, port)] or ["host[:port]"]; key: a Secret (or None for
-    auth none); use_keyring: None = keyring when usable, else secret=.
+    monitors: [(host, port)] or ["host[:port]"]; creds: rbdsr.credentials.
+    Credentials (key None for a cluster without cephx). use_keyring: None =
+    the kernel keyring when usable, else the key goes inline as secret= --
+    said in `log` (never with the key); False forces secret=, True the keyring.
+    osd_timeout: the map's osd_request_timeout (0/None: none).
     Everything is bounded by `timeout` seconds.
     """
+    log = log or _no_log
+    cephx_id, key = creds.cephx_id, creds.key
     validate(image_id)
     _check_cephx_id(cephx_id)
     deadline = time.monotonic() + timeout
@@ -332,33 +313,36 @@ def map_image(image_id, monitors, cephx_id, key=None, read_only=False, timeout=6
             return _finish(existing, image_id, deadline, sysfs_root, dev, stable_root)
         mon_addrs = resolve_monitors(monitors, max(1.0, deadline - time.monotonic()))
         if key is not None and use_keyring is None:
-            use_keyring = _keyring_usable(cephx_id, key)
+            problem = keyring_problem(cephx_id, key)
+            use_keyring = problem is None
+            if problem:
+                log("RBDSR: kernel keyring unusable (%s): the key of %s goes inline (secret=) in the "
+                    "root-only map request" % (problem, creds.entity))
         remaining = deadline - time.monotonic()
         if remaining < 2:
             raise TimeoutError_("no time left to map %s" % image_id.spec())
         # The kernel gives up on monitors a little before we stop waiting for it.
         mount_timeout = max(1, int(remaining) - 1)
         before = set(i.dev_id for i in sysfs.list_mapped(sysfs_root))
-        options = build_options(cephx_id, mount_timeout, read_only, image_id.fsid, image_id.namespace,
-                                bool(use_keyring), key, extra_options)
-        tail = image_id.pool + " " + image_id.image
-        if image_id.snap != sysfs.HEAD_SNAP:
-            tail += " " + image_id.snap
         add_path = _bus_file(sysfs_root, "add")
-        head = mon_addrs + " " + options
+        line = build_add_string(mon_addrs, build_options(
+            cephx_id, mount_timeout, read_only, image_id.fsid, image_id.namespace, bool(use_keyring), key,
+            extra_options, osd_timeout), image_id)
         try:
-            run_bounded(lambda: _do_map_write(add_path, head, tail, cephx_id, key, bool(use_keyring)),
+            run_bounded(lambda: _do_map_write(add_path, line, cephx_id, key, bool(use_keyring)),
                          remaining, "mapping %s" % image_id.spec())
         except OSError as e:
             raise _map_error(e, image_id, timeout)
         finally:
-            options = head = None  # drop our references to strings that may hold the key
+            line = None  # drop our reference to a string that may hold the key
         dev_id = find_mapped(image_id, sysfs_root)
         if dev_id is None:
             # Not expected: the kernel took the request but shows no such device.
             new = [i for i in sysfs.list_mapped(sysfs_root) if i.dev_id not in before]
-            raise MapError("the kernel accepted the map of %s but no matching device appeared (new: %s)"
-                           % (image_id.spec(), ", ".join("rbd%d" % i.dev_id for i in new) or "none"))
+            released = _release_unmatched(new, image_id, sysfs_root, dev)
+            raise MapError("the kernel accepted the map of %s but no matching device appeared (new: %s%s)"
+                           % (image_id.spec(), ", ".join("rbd%d" % i.dev_id for i in new) or "none",
+                              "; unmapped again" if released else ""))
         try:
             return _finish(dev_id, image_id, deadline, sysfs_root, dev, stable_root)
         except RBDError:
@@ -368,6 +352,26 @@ def map_image(image_id, monitors, cephx_id, key=None, read_only=False, timeout=6
             except RBDError:
                 pass
             raise
+
+
+def _release_unmatched(new, image_id, sysfs_root, dev):
+    """Unmap the devices our own write made (same pool and image name, under
+    the host lock, nothing can have opened them) that find_mapped did not
+    match, e.g. a cluster fsid or namespace the kernel reports differently."""
+    released = False
+    for info in new:
+        if info.pool != image_id.pool or info.image != image_id.image:
+            continue
+        try:
+            unmap_device(info.dev_id, False, 10.0, sysfs_root, dev, image_id.spec())
+            released = True
+        except RBDError:
+            try:
+                unmap_device(info.dev_id, True, 10.0, sysfs_root, dev, image_id.spec())
+                released = True
+            except RBDError:
+                pass
+    return released
 
 
 def _finish(dev_id, image_id, deadline, sysfs_root, dev, stable_root):
@@ -549,7 +553,8 @@ def image_id_from_config(cfg, fsid=None, snap=sysfs.HEAD_SNAP):
     return ImageId(fsid, cfg.pool, cfg.namespace, cfg.image, snap)
 
 
-def map_from_config(cfg, fsid=None, read_only=False, snap=sysfs.HEAD_SNAP, timeout=None):
-    """map_image() for a TargetConfig (cephx id, key or keyring, monitors, timeout)."""
-    return map_image(image_id_from_config(cfg, fsid, snap), cfg.monitors, cfg.cephx_id, cfg.cephx_secret(),
-                     read_only=read_only, timeout=cfg.timeout if timeout is None else timeout)
+def map_from_config(cfg, creds, fsid=None, read_only=False, snap=sysfs.HEAD_SNAP, timeout=None, log=None):
+    """map_image() for a TargetConfig and the operation's Credentials."""
+    return map_image(image_id_from_config(cfg, fsid, snap), cfg.monitors, creds, read_only=read_only,
+                     timeout=cfg.timeout if timeout is None else timeout, log=log,
+                     osd_timeout=getattr(cfg, "osd_timeout", OSD_REQUEST_TIMEOUT))

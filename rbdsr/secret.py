@@ -2,8 +2,8 @@
 
 A `Secret` hides its value from str()/repr()/format(), so it cannot leak into
 a log line or an exception message by accident; `.reveal()` is the one way to
-the value and only the kernel keyring, the librados config setter and the SSH
-transport call it. Every live secret value is also remembered (weakly, by
+the value and only the kernel keyring (and krbd's inline `secret=` fallback),
+the librados config setter, the SSH login and the HA config call it. Every live secret value is also remembered (weakly, by
 object) so `rbdsr.proc` can refuse to put one on a command line.
 """
 import base64
@@ -12,6 +12,7 @@ import re
 import struct
 import weakref
 
+from rbdsr import files
 from rbdsr.errors import ConfigError
 
 REDACTED = "<secret>"
@@ -69,6 +70,31 @@ def live_secret_values():
     return [s.reveal() for s in list(_LIVE) if len(s.reveal()) >= 8]
 
 
+# A cephx key's text: 38 base64 characters and "==" (base64 of 28 bytes).
+_KEYLIKE_RE = re.compile(r"[A-Za-z0-9+/]{38}==")
+WITHHELD = "(value withheld: it looks like a cephx key)"
+
+
+def looks_like_key(text):
+    """True when `text` holds something shaped like a cephx key (pasted in the wrong field)."""
+    return isinstance(text, str) and bool(_KEYLIKE_RE.search(text))
+
+
+def show(value, limit=60):
+    """A value safe to quote in a message, SMlog or a XAPI fault: printable
+    ASCII, bounded, and withheld entirely when it looks like a key or holds a
+    live secret. Every message that quotes a device-config value uses this."""
+    if isinstance(value, Secret):
+        return REDACTED
+    text = value if isinstance(value, str) else repr(value)
+    if looks_like_key(text) or contains_secret(text):
+        return WITHHELD
+    text = "".join(c if 0x20 <= ord(c) < 0x7F else "?" for c in text)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return repr(text)
+
+
 def contains_secret(text):
     """True when `text` contains the value of any live secret."""
     if not text:
@@ -83,20 +109,27 @@ CEPHX_KEY_LEN = 40  # base64 of 28 bytes
 _B64_RE = re.compile(r"\A[A-Za-z0-9+/]{38}==\Z")
 
 
-def is_cephx_key(text):
-    """True when text is exactly a cephx secret key (base64, 28 bytes, type 1, len 16)."""
+def cephx_key_bytes(text):
+    """The 28 raw bytes of a cephx secret key (what the kernel's "ceph" key type
+    takes), or None when `text` (str or Secret) is not exactly one: base64 of
+    28 bytes, type 1 (AES), secret length 16. The one decoder of key text."""
     if isinstance(text, Secret):
         text = text.reveal()
     if not isinstance(text, str) or not _B64_RE.match(text):
-        return False
+        return None
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, ValueError):
-        return False
+        return None
     if len(raw) != _CEPHX_HEADER.size + 16:
-        return False
+        return None
     ktype, _sec, _nsec, klen = _CEPHX_HEADER.unpack(raw[:_CEPHX_HEADER.size])
-    return ktype == 1 and klen == 16
+    return raw if ktype == 1 and klen == 16 else None
+
+
+def is_cephx_key(text):
+    """True when text is exactly a cephx secret key (cephx_key_bytes)."""
+    return cephx_key_bytes(text) is not None
 
 
 def make_cephx_key(secret_bytes, sec=0, nsec=0):
@@ -131,25 +164,23 @@ def parse_keyring_text(text, entity):
 _MAX_KEYRING_BYTES = 1 << 20
 
 
-def read_keyring(path, entity):
-    """Read the key of `entity` from the keyring file at `path`.
+def read_keyring(path, entity, name=None):
+    """Read the key of `entity` from the keyring file at `path` (a regular file:
+    a FIFO or device there must not block us).
 
-    Errors name the path and entity, never file content.
+    Errors name the file as `name` (default: the path; the caller passes
+    something else when the path itself came from a secret field) and the
+    entity, never file content.
     """
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_KEYRING_BYTES + 1)
-    except (IOError, OSError) as e:
-        raise ConfigError("cannot read keyring %s: %s" % (path, e.strerror or e.__class__.__name__))
-    if len(data) > _MAX_KEYRING_BYTES:
-        raise ConfigError("keyring %s is too big to be a keyring" % path)
+    name = path if name is None else name
+    data = files.read_regular(path, _MAX_KEYRING_BYTES, "keyring %s" % name)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError("keyring %s is not a text keyring" % path)
+        raise ConfigError("keyring %s is not a text keyring" % name)
     key = parse_keyring_text(text, entity)
     if key is None:
-        raise ConfigError("keyring %s has no key for %s" % (path, entity))
+        raise ConfigError("keyring %s has no key for %s" % (name, entity))
     if not is_cephx_key(key):
-        raise ConfigError("the key for %s in keyring %s is not a valid cephx key" % (entity, path))
+        raise ConfigError("the key for %s in keyring %s is not a valid cephx key" % (entity, name))
     return key

@@ -139,3 +139,10 @@ def is_read_only(dev_id, sysfs=SYSFS):
 def size_bytes(dev_id, sysfs=SYSFS):
     text = read_attr(os.path.join(devices_dir(sysfs), str(dev_id), "size"))
     return _int_or_none(text)
+
+
+def client_addr(dev_id, sysfs=SYSFS):
+    """The kernel client instance of a mapping as Ceph lists it among the
+    image's watchers ("ip:port/nonce"), or None (attribute since kernel 4.13)."""
+    text = read_attr(os.path.join(devices_dir(sysfs), str(dev_id), "client_addr"))
+    return text.strip() if text and text.strip() else None

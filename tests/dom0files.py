@@ -4,7 +4,7 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-TOP_LEVEL = ["RBDSR.py", "install_rbdsr.py", "uninstall_rbdsr.py", "scripts/block-rbd"]
+TOP_LEVEL = ["RBDSR.py", "install_rbdsr.py", "uninstall_rbdsr.py", "scripts/block-rbd", "bin/rbdsr"]
 PACKAGES = ["rbdsr", "lvm_helpers"]
 
 

@@ -5,6 +5,7 @@ import json
 import re
 
 from rbdsr.config import validate_name
+from rbdsr.image import spec
 from rbdsr.errors import CephError, ConfigError, InUseError, NotFoundError
 
 OWNER_META_KEY = "rbdsr.sr_uuid"
@@ -59,12 +60,11 @@ class ImageInfo(object):
 
 def parent_spec(pool, namespace, image, snap):
     """'pool/[ns/]image@snap' - one spelling for both backends."""
-    ns = namespace + "/" if namespace else ""
-    return "%s/%s%s@%s" % (pool, ns, image, snap)
+    return spec(pool, namespace, image, snap)
 
 
 def image_path(pool, namespace, name):
-    return "%s/%s%s" % (pool, namespace + "/" if namespace else "", name)
+    return spec(pool, namespace, name)
 
 
 # -- validated access to Ceph's JSON ----------------------------------------
@@ -163,10 +163,6 @@ class Backend(object):
     def pool_capacity(self, pool):
         raise NotImplementedError
 
-    def credentials(self):
-        """(cephx_id, Secret) to hand to the kernel client."""
-        raise NotImplementedError
-
     # images
     def list_images(self, pool, namespace=""):
         raise NotImplementedError
@@ -185,6 +181,41 @@ class Backend(object):
 
     def get_meta(self, pool, namespace, name, key):
         raise NotImplementedError
+
+    def written_extents(self, pool, namespace, name):
+        """[(offset, length)] of every extent of the image ever written (Ceph's
+        own record: objects that exist), whatever the data reads as."""
+        raise NotImplementedError
+
+    def lockers(self, pool, namespace, name):
+        """[(locker, cookie, address)] of the image's advisory (rbd lock) locks."""
+        raise NotImplementedError
+
+    def _lock_add(self, pool, namespace, name, cookie):
+        """Take an exclusive advisory lock; InUseError when anyone holds one."""
+        raise NotImplementedError
+
+    def _lock_break(self, pool, namespace, name, locker, cookie):
+        raise NotImplementedError
+
+    def blocklist_add(self, addr, expire=None):
+        """Blocklist one client instance 'ip:port/nonce' (rbdsr.fence checks it)."""
+        raise NotImplementedError
+
+    def lock_image(self, pool, namespace, name, cookie):
+        """Hold the image's exclusive advisory lock under `cookie`: one holder
+        in the whole cluster, whichever host or backend asks."""
+        self._lock_add(pool, namespace, name, cookie)
+
+    def unlock_image(self, pool, namespace, name, cookie):
+        """Release every lock held under `cookie` (ours, also one a killed
+        earlier call of ours left); returns how many were released."""
+        n = 0
+        for locker, c, _addr in self.lockers(pool, namespace, name):
+            if c == cookie:
+                self._lock_break(pool, namespace, name, locker, cookie)
+                n += 1
+        return n
 
     def set_meta(self, pool, namespace, name, key, value):
         raise NotImplementedError

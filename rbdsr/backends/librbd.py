@@ -15,8 +15,8 @@ from rbdsr.backends.base import (
     LAYERING, Backend, ImageInfo, feature_names, image_path, load_json, parent_spec, parse_capacity,
     parse_fsid, parse_mon_dump, parse_rbd_pools,
 )
-from rbdsr.errors import AuthError, CephError, ConfigError, NotFoundError, RBDError, UnreachableError
-from rbdsr.secret import read_keyring
+from rbdsr import files
+from rbdsr.errors import AuthError, CephError, ConfigError, InUseError, NotFoundError, UnreachableError
 
 CEPH_NOSNAP = 0xFFFFFFFFFFFFFFFE
 # How many size queries list_images keeps in flight at once.
@@ -56,8 +56,10 @@ def bounded_client_settings(timeout):
 class LibrbdBackend(Backend):
     name = "librbd"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, creds):
+        """creds: the operation's rbdsr.credentials.Credentials."""
         Backend.__init__(self, cfg)
+        self.creds = creds
         self._cluster = None
         self._connect()
 
@@ -65,19 +67,23 @@ class LibrbdBackend(Backend):
         cfg = self.cfg
         if cfg.resolved is None:
             cfg.resolve()  # bounded DNS; librados then only sees IPs
-        key = cfg.cephx_secret()  # the given key or the keyring's, read by us (clear errors)
+        key = self.creds.key
         t = str(int(max(1, round(cfg.timeout))))
         conf = bounded_client_settings(cfg.timeout)
         conf["mon_host"] = cfg.mon_host()
+        if cfg.ceph_conf:
+            # librados opens it with a plain open(): a FIFO there would hang us
+            files.check_regular(cfg.ceph_conf, "ceph_conf %s" % cfg.ceph_conf)
         try:
             if cfg.ceph_conf:
-                cluster = rados.Rados(rados_id=cfg.cephx_id, conffile=cfg.ceph_conf)
+                cluster = rados.Rados(rados_id=self.creds.cephx_id, conffile=cfg.ceph_conf)
             else:
-                cluster = rados.Rados(rados_id=cfg.cephx_id)
+                cluster = rados.Rados(rados_id=self.creds.cephx_id)
             for k, v in sorted(conf.items()):
                 cluster.conf_set(k, v)
             if key is not None:
                 cluster.conf_set("key", key.reveal())
+                cluster.conf_set("keyring", "/dev/null")  # no keyring file read behind our back
         except rados.Error as e:
             raise map_rados_error(e, "setting up the Ceph client")
         try:
@@ -87,7 +93,7 @@ class LibrbdBackend(Backend):
                 cluster.shutdown()
             except rados.Error:
                 pass
-            what = "connecting to monitor(s) %s as %s" % (cfg.mon_addrs(), cfg.entity)
+            what = "connecting to monitor(s) %s as %s" % (cfg.mon_addrs(), self.creds.entity)
             if getattr(e, "errno", None) in (errno.EOPNOTSUPP, -errno.EOPNOTSUPP):
                 # librados found no key at all and fell back to no auth
                 raise AuthError("%s: no cephx key (give chappassword or keyring)" % what)
@@ -126,6 +132,11 @@ class LibrbdBackend(Backend):
             ioctx.set_namespace(namespace)
         return ioctx
 
+    def open_ioctx(self, pool, namespace=""):
+        """An IoCtx on pool/namespace for callers that drive librbd themselves
+        (the admin command); the caller closes it."""
+        return self._ioctx(pool, namespace)
+
     def _image(self, ioctx, pool, namespace, name, read_only=True):
         self.check_names(pool, namespace, name)
         try:
@@ -151,19 +162,6 @@ class LibrbdBackend(Backend):
         df = self._mon("df", prefix="df")
         quota = self._mon("osd pool get-quota %s" % pool, prefix="osd pool get-quota", pool=pool)
         return parse_capacity(df, quota, pool)
-
-    def credentials(self):
-        key = self.cfg.cephx_secret()
-        if key is None:
-            # Nothing given: the keyring librados itself found through ceph.conf.
-            for path in self._cluster.conf_get("keyring").split(","):
-                path = path.strip()
-                try:
-                    return self.cfg.cephx_id, read_keyring(path, self.cfg.entity)
-                except RBDError:
-                    continue
-            raise AuthError("no key for %s: give chappassword or keyring" % self.cfg.entity)
-        return self.cfg.cephx_id, key
 
     # -- images -----------------------------------------------------------
 
@@ -254,18 +252,8 @@ class LibrbdBackend(Backend):
             ioctx.close()
 
     def _resize(self, pool, namespace, name, size):
-        what = "growing image %s" % image_path(pool, namespace, name)
-        ioctx = self._ioctx(pool, namespace)
-        try:
-            img = self._image(ioctx, pool, namespace, name, read_only=False)
-            try:
-                img.resize(size, allow_shrink=False)
-            except (rbd.Error, rados.Error) as e:
-                raise map_rados_error(e, what)
-            finally:
-                img.close()
-        finally:
-            ioctx.close()
+        self._with_image(pool, namespace, name, "growing image %s" % image_path(pool, namespace, name),
+                         lambda img: img.resize(size, allow_shrink=False), read_only=False)
 
     def _remove(self, pool, namespace, name):
         self.check_names(pool, namespace, name)
@@ -280,14 +268,45 @@ class LibrbdBackend(Backend):
 
     def get_meta(self, pool, namespace, name, key):
         self.check_meta(key)
-        what = "reading metadata %s of %s" % (key, image_path(pool, namespace, name))
-        ioctx = self._ioctx(pool, namespace)
-        try:
-            img = self._image(ioctx, pool, namespace, name)
+        def get(img):
             try:
                 return img.metadata_get(key)
             except KeyError:
                 return None
+        return self._with_image(pool, namespace, name,
+                                "reading metadata %s of %s" % (key, image_path(pool, namespace, name)), get)
+
+    def set_meta(self, pool, namespace, name, key, value):
+        self.check_meta(key, value)
+        self._with_image(pool, namespace, name, "writing metadata %s of %s" % (key, image_path(pool, namespace, name)),
+                         lambda img: img.metadata_set(key, value), read_only=False)
+
+    def blocklist_add(self, addr, expire=None):
+        from rbdsr.fence import instance_addr
+        addr = instance_addr(addr)
+        args = {"blocklistop": "add", "addr": addr}
+        if expire:
+            args["expire"] = float(expire)
+        what = "blocklisting %s" % addr
+        for prefix, op in (("osd blocklist", "blocklistop"), ("osd blacklist", "blacklistop")):  # < Pacific
+            cmd = dict(args, prefix=prefix)
+            cmd[op] = cmd.pop("blocklistop")
+            try:
+                ret, _out, status = self._cluster.mon_command(json.dumps(cmd), b"")
+            except rados.Error as e:
+                raise map_rados_error(e, what)
+            if ret == -errno.EINVAL and prefix == "osd blocklist":
+                continue  # a monitor that only knows the old name
+            if ret < 0:
+                raise map_rados_error(rados.OSError("", errno=-ret), what)
+            return
+
+    def _with_image(self, pool, namespace, name, what, fn, read_only=True):
+        ioctx = self._ioctx(pool, namespace)
+        try:
+            img = self._image(ioctx, pool, namespace, name, read_only=read_only)
+            try:
+                return fn(img)
             except (rbd.Error, rados.Error) as e:
                 raise map_rados_error(e, what)
             finally:
@@ -295,17 +314,44 @@ class LibrbdBackend(Backend):
         finally:
             ioctx.close()
 
-    def set_meta(self, pool, namespace, name, key, value):
-        self.check_meta(key, value)
-        what = "writing metadata %s of %s" % (key, image_path(pool, namespace, name))
-        ioctx = self._ioctx(pool, namespace)
-        try:
-            img = self._image(ioctx, pool, namespace, name, read_only=False)
+    def written_extents(self, pool, namespace, name):
+        out = []
+
+        def cb(offset, length, exists):
+            if exists:
+                out.append((offset, length))
+            return 0
+
+        def diff(img):
+            img.diff_iterate(0, img.size(), None, cb, include_parent=True, whole_object=True)
+            return out
+
+        return self._with_image(pool, namespace, name,
+                                "listing written extents of %s" % image_path(pool, namespace, name), diff)
+
+    def lockers(self, pool, namespace, name):
+        def ls(img):
+            got = img.list_lockers()
+            return [tuple(x) for x in got["lockers"]] if got else []
+        return self._with_image(pool, namespace, name, "listing locks of %s" % image_path(pool, namespace, name), ls)
+
+    def _lock_add(self, pool, namespace, name, cookie):
+        path = image_path(pool, namespace, name)
+
+        def lock(img):
             try:
-                img.metadata_set(key, value)
-            except (rbd.Error, rados.Error) as e:
-                raise map_rados_error(e, what)
-            finally:
-                img.close()
-        finally:
-            ioctx.close()
+                img.lock_exclusive(cookie)
+            except (rbd.ImageBusy, rbd.ImageExists):
+                raise InUseError("image %s is locked by %s" % (path, _holders(img.list_lockers())))
+        self._with_image(pool, namespace, name, "locking %s" % path, lock)
+
+    def _lock_break(self, pool, namespace, name, locker, cookie):
+        # librbd's break_lock also blocklists the locker: never do that to ourselves
+        own = locker == "client.%d" % self._cluster.get_instance_id()
+        self._with_image(pool, namespace, name, "unlocking %s" % image_path(pool, namespace, name),
+                         lambda img: img.unlock(cookie) if own else img.break_lock(locker, cookie))
+
+
+def _holders(got):
+    lockers = got["lockers"] if got else []
+    return ", ".join("%s (%s, %s)" % (c, cookie, a) for c, cookie, a in lockers) or "another client"

@@ -4,7 +4,8 @@ As the historic RBDSR did, a sudoer on the monitor runs `ceph`/`rbd ...
 --format json`; unlike it, the host key is verified, every argument is quoted,
 each command is bounded on both ends (`timeout` on the monitor, a deadline
 here), and the only key ever fetched is a least-privilege cephx user's
-(`profile rbd` on the pool), kept in memory as a Secret, never the admin key.
+(`profile rbd` on the pool, its caps checked first), kept in memory as a
+Secret, never the admin key.
 """
 import errno
 import re
@@ -13,8 +14,11 @@ from rbdsr.backends.base import (
     Backend, ImageInfo, expect_list, field, image_path, load_json, parent_spec, parse_capacity, parse_fsid,
     parse_mon_dump, parse_rbd_pools,
 )
+from rbdsr.backends import caps
 from rbdsr.backends.sshconn import SSHConnection
-from rbdsr.errors import AuthError, CephError, ConfigError, NotFoundError, TimeoutError_, UnreachableError
+from rbdsr.credentials import Credentials
+from rbdsr.errors import (AuthError, CephError, ConfigError, InUseError, NotFoundError, TimeoutError_,
+                          UnreachableError)
 from rbdsr.secret import Secret, contains_secret, is_cephx_key
 
 _ERRNO_RE = re.compile(r"\((\d+)\)")
@@ -35,7 +39,6 @@ class SSHBackend(Backend):
 
     def __init__(self, cfg):
         Backend.__init__(self, cfg)
-        self._key = None
         self._conn = SSHConnection(
             cfg.ssh_host, cfg.ssh_port, cfg.ssh_user, cfg.ssh_password, cfg.timeout,
             host_key_fp=cfg.ssh_host_key, known_hosts=cfg.ssh_known_hosts)
@@ -111,37 +114,36 @@ class SSHBackend(Backend):
         quota = self._ceph("osd pool get-quota %s" % pool, "osd", "pool", "get-quota", pool)
         return parse_capacity(df, quota, pool)
 
-    def credentials(self):
-        """Fetch (or, when asked, create) the least-privilege cephx user's key."""
-        if self._key is not None:
-            return self.cfg.cephx_id, self._key
+    def fetch_credentials(self):
+        """The least-privilege cephx user's Credentials (created first when
+        create_cephx_user is set). Its caps are checked before its key is used:
+        anything broader than RBDSR needs (caps.check_least_privilege) is refused."""
         cfg = self.cfg
         entity = cfg.entity
         if cfg.cephx_id == "admin":
             raise AuthError("refusing to fetch the admin key over SSH")
-        if cfg.create_cephx_user:
-            osd_cap = "profile rbd pool=%s" % cfg.pool
-            if cfg.namespace:
-                osd_cap += " namespace=%s" % cfg.namespace
-            what = "creating cephx user %s" % entity
-            try:
-                obj = self._ceph(what, "auth", "get-or-create-key", entity, "mon", "profile rbd", "osd", osd_cap)
-            except CephError as e:
-                raise CephError("%s; if it exists with other caps, fix them with: ceph auth caps %s mon"
-                                " 'profile rbd' osd '%s'" % (e, entity, osd_cap))
-        else:
-            what = "fetching the key of cephx user %s" % entity
-            try:
-                obj = self._ceph(what, "auth", "get-key", entity)
-            except NotFoundError:
+        osd_cap = caps.osd_cap(cfg.pool, cfg.namespace)
+        what = "fetching cephx user %s" % entity
+        # one CLI call in the usual case (the user exists); each costs seconds on a monitor
+        try:
+            obj = self._ceph(what, "auth", "get", entity)
+        except NotFoundError:
+            if not cfg.create_cephx_user:
                 raise NotFoundError("cephx user %s does not exist: create it (ceph auth get-or-create %s mon"
-                                    " 'profile rbd' osd 'profile rbd pool=%s') or set create_cephx_user=true"
-                                    % (entity, entity, cfg.pool))
-        key = field(obj, "key", str, what)
+                                    " '%s' osd '%s') or set create_cephx_user=true"
+                                    % (entity, entity, caps.MON_CAP, osd_cap))
+            self._ceph("creating cephx user %s" % entity, "auth", "get-or-create-key", entity,
+                       "mon", caps.MON_CAP, "osd", osd_cap)
+            obj = self._ceph(what, "auth", "get", entity)
+        entries = expect_list(obj, what)
+        if len(entries) != 1:
+            raise CephError("unexpected answer from Ceph to %s" % what)
+        granted = field(entries[0], "caps", dict, what)
+        caps.check_least_privilege(entity, granted, cfg.pool, cfg.namespace)
+        key = field(entries[0], "key", str, what)
         if not is_cephx_key(key):
             raise CephError("%s: the monitor returned something that is not a cephx key" % what)
-        self._key = Secret(key)
-        return cfg.cephx_id, self._key
+        return Credentials(cfg.cephx_id, Secret(key), "fetched over SSH from %s" % self._conn.where)
 
     # -- images -----------------------------------------------------------
 
@@ -208,6 +210,48 @@ class SSHBackend(Backend):
         spec = self._spec(pool, namespace, name)
         self.check_meta(key, value)
         self._run("rbd", ["image-meta", "set", spec, key, value], "writing metadata %s of %s" % (key, spec))
+
+    def written_extents(self, pool, namespace, name):
+        spec = self._spec(pool, namespace, name)
+        what = "listing written extents of %s" % spec
+        out = []
+        for e in expect_list(self._json("rbd", ["diff", "--whole-object", spec], what), what):
+            if str(field(e, "exists", (str, bool), what)).lower() == "true":
+                out.append((field(e, "offset", int, what), field(e, "length", int, what)))
+        return out
+
+    def lockers(self, pool, namespace, name):
+        spec = self._spec(pool, namespace, name)
+        what = "listing locks of %s" % spec
+        out = self._run("rbd", ["lock", "ls", "--format", "json", spec], what)
+        if not out.strip():
+            return []
+        got = load_json(out, what)
+        # rbd prints a list of {id, locker, address}; older releases a dict keyed by id
+        items = got if isinstance(got, list) else [dict(v, id=k) for k, v in got.items()] \
+            if isinstance(got, dict) else expect_list(got, what)
+        return [(field(e, "locker", str, what), field(e, "id", str, what), field(e, "address", str, what))
+                for e in items]
+
+    def blocklist_add(self, addr, expire=None):
+        from rbdsr.fence import instance_addr
+        addr = instance_addr(addr)
+        self._run("ceph", ["osd", "blocklist", "add", addr] + ([str(int(expire))] if expire else []),
+                  "blocklisting %s" % addr)
+
+    def _lock_add(self, pool, namespace, name, cookie):
+        spec = self._spec(pool, namespace, name)
+        try:
+            self._run("rbd", ["lock", "add", spec, cookie], "locking %s" % spec)
+        except CephError:
+            held = self.lockers(pool, namespace, name)
+            if not held:
+                raise
+            raise InUseError("image %s is locked by %s" % (spec, ", ".join("%s (%s, %s)" % h for h in held)))
+
+    def _lock_break(self, pool, namespace, name, locker, cookie):
+        spec = self._spec(pool, namespace, name)
+        self._run("rbd", ["lock", "rm", spec, cookie, locker], "unlocking %s" % spec)
 
 
 __all__ = ["SSHBackend", "TimeoutError_"]

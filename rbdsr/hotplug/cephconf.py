@@ -5,16 +5,13 @@ else. ceph.conf is INI-like: "mon host", "mon_host" and "mon-host" are one
 key, later sections win in the order [global] < [client] < [client.ID], and
 '#' / ';' start comments.
 
-The kernel client of dom0 (4.19) speaks only the v1 messenger, so from a
-mon_host like "[v2:10.0.0.1:3300/0,v1:10.0.0.1:6789/0] 10.0.0.2" we keep the
-v1 addresses: (10.0.0.1, 6789), (10.0.0.2, 6789).
+mon_host is parsed by rbdsr.monaddr.parse_mon_host (v1 addresses only).
 """
 import re
 
-from rbdsr.errors import ConfigError
+from rbdsr import files
+from rbdsr.monaddr import parse_mon_host
 
-V1_PORT = 6789
-V2_PORT = 3300
 _MAX_BYTES = 1 << 20
 _SECTION_RE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*$")
 _KV_RE = re.compile(r"^\s*([A-Za-z0-9_ .-]+?)\s*=\s*(.*?)\s*$")
@@ -93,77 +90,9 @@ def parse_text(text, entity, path="ceph.conf"):
 
 def read(path, entity):
     """CephConf for `entity` from the file at `path`. A missing file is an empty
-    config (everything may come from target= options); an unreadable one is an error."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_BYTES + 1)
-    except (IOError, OSError) as e:
-        if getattr(e, "errno", None) == 2:
-            return CephConf(path, {})
-        raise ConfigError("cannot read %s: %s" % (path, e.strerror or e.__class__.__name__))
-    if len(data) > _MAX_BYTES:
-        raise ConfigError("%s is too big to be a ceph.conf" % path)
+    config (everything may come from target= options); an unreadable one, or
+    one that is not a regular file (a FIFO would block), is an error."""
+    data = files.read_regular(path, _MAX_BYTES, path, missing_ok=True)
+    if data is None:
+        return CephConf(path, {})
     return CephConf(path, parse_text(data.decode("utf-8", "replace"), entity, path))
-
-
-def _split_tokens(text):
-    """Split on commas / spaces / semicolons outside brackets."""
-    tokens, cur, depth = [], "", 0
-    for c in text:
-        if c == "[":
-            depth += 1
-        elif c == "]":
-            depth = max(0, depth - 1)
-        if depth == 0 and (c in ",; \t"):
-            if cur:
-                tokens.append(cur)
-            cur = ""
-            continue
-        cur += c
-    if cur:
-        tokens.append(cur)
-    return tokens
-
-
-def _parse_addr(addr, path):
-    """One address -> (proto, host, port or None). proto is v1, v2, any or ''."""
-    proto = ""
-    m = re.match(r"\A(v1|v2|any):(.*)\Z", addr)
-    if m:
-        proto, addr = m.group(1), m.group(2)
-    addr = addr.split("/", 1)[0]  # drop the /nonce
-    if addr.startswith("["):
-        m = re.match(r"\A\[([0-9A-Fa-f:.]+)\](?::([0-9]{1,5}))?\Z", addr)
-        if not m:
-            raise ConfigError("%s: mon_host entry %r is not a valid [IPv6]:port" % (path, addr))
-        host, port = m.group(1), m.group(2)
-    else:
-        if addr.count(":") > 1:
-            raise ConfigError("%s: write the IPv6 monitor %r as [addr]:port" % (path, addr))
-        host, _, port = addr.partition(":")
-        if not host or not re.match(r"\A[A-Za-z0-9.-]+\Z", host):
-            raise ConfigError("%s: mon_host entry %r is not host[:port]" % (path, addr))
-    port = int(port) if port else None
-    if port is not None and not 0 < port < 65536:
-        raise ConfigError("%s: monitor port %d is out of range" % (path, port))
-    return proto, host, port
-
-
-def parse_mon_host(text, path="ceph.conf"):
-    """mon_host text -> v1 monitors [(host, port)], in order, without duplicates."""
-    out = []
-    for token in _split_tokens(text):
-        if token.startswith("[") and re.match(r"\A\[(v1|v2|any):", token):
-            if not token.endswith("]"):
-                raise ConfigError("%s: mon_host address vector %r is not closed" % (path, token))
-            entries = [e for e in token[1:-1].split(",") if e]
-        else:
-            entries = [token]
-        for entry in entries:
-            proto, host, port = _parse_addr(entry, path)
-            if proto == "v2" or (proto == "" and port == V2_PORT):
-                continue  # the kernel client needs v1
-            mon = (host, port or V1_PORT)
-            if mon not in out:
-                out.append(mon)
-    return out

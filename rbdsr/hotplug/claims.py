@@ -18,6 +18,7 @@ import collections
 import re
 
 from rbdsr.errors import InUseError, RBDError
+from rbdsr.hotplug.target import target_spec
 
 TAG = "block-rbd"
 COOKIE_PREFIX = "block-rbd "
@@ -68,9 +69,10 @@ def describe(claim):
                                                                     claim.address)
 
 
-def acquire(image, rbd_mod, spec, write, cookie):
-    """Claim the image for writing (exclusive) or reading (shared). Idempotent for
-    the same cookie; InUseError naming the holders when someone else has it."""
+def acquire(image, rbd_mod, ref, write, cookie):
+    """Claim the image `ref` (an ImageId) for writing (exclusive) or reading
+    (shared). Idempotent for the same cookie; InUseError naming the holders when
+    someone else has it, with the break-claim command in block-rbd's target syntax."""
     for c in list_claims(image):
         if c.cookie == cookie and c.exclusive == write:
             return False  # ours already (an earlier add of the same vbd)
@@ -86,8 +88,8 @@ def acquire(image, rbd_mod, spec, write, cookie):
     raise InUseError(
         "%s is claimed by %s; refusing to attach it %s. If that host is dead, run on any host: "
         "block-rbd break-claim %s --host <host> (mode w!/r! or claim=no skips the check)"
-        % (spec, "; ".join(describe(c) for c in holders) or "another client",
-           "for writing" if write else "read-only", spec))
+        % (ref.spec(), "; ".join(describe(c) for c in holders) or "another client",
+           "for writing" if write else "read-only", target_spec(ref)))
 
 
 def release(image, rbd_mod, cookie, own_client=None):

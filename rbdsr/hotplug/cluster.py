@@ -4,12 +4,15 @@ dom0 often lacks python3-rados / python3-rbd: `available()` says so without
 raising, and `connect()` raises `NoLibrbdError` with a message that tells the
 admin what to install or which mode skips the need.
 
-The credentials reach librados as a keyring *path* (conf_set), never on a
-command line; client_mount_timeout and rados_{mon,osd}_op_timeout bound every
-call.
+The credentials (rbdsr.credentials.Credentials) reach librados through
+conf_set("key") -- never a command line, and no keyring file is opened by
+librados (keyring=/dev/null: a keyring path named in ceph.conf is not
+read behind our back); client_mount_timeout and rados_{mon,osd}_op_timeout
+bound every call.
 """
 import os
 
+from rbdsr import monaddr
 from rbdsr.errors import RBDError
 
 
@@ -46,22 +49,23 @@ def map_error(e, what):
 class Cluster(object):
     """Connected rados handle; use as a context manager.
 
-    monitors: [(host, port)] or None (then ceph.conf's mon_host is used by librados);
-    keyring: path of the keyring holding client.<cephx_id>.
+    creds: the Credentials to connect with; monitors: [(host, port)] or None
+    (then ceph.conf's mon_host is used by librados).
     """
 
-    def __init__(self, cephx_id, conf_path, keyring, monitors=None, timeout=60.0):
+    def __init__(self, creds, conf_path, monitors=None, timeout=60.0):
         self.rados, self.rbd = _modules()
-        self.cephx_id = cephx_id
+        cephx_id = self.cephx_id = creds.cephx_id
         self.timeout = timeout
         t = str(int(max(1, round(timeout))))
         # imported here: this module must load where the Ceph bindings are absent
         from rbdsr.backends.librbd import bounded_client_settings
         settings = bounded_client_settings(timeout)
-        if keyring:
-            settings["keyring"] = keyring
+        settings["keyring"] = "/dev/null"
+        if creds.key is not None:
+            settings["key"] = creds.key.reveal()
         if monitors:
-            settings["mon_host"] = ",".join(_fmt(h, p) for h, p in monitors)
+            settings["mon_host"] = monaddr.format_list(monitors)
         rados = self.rados
         try:
             if conf_path and os.path.exists(conf_path):
@@ -129,7 +133,3 @@ class Cluster(object):
         if namespace:
             ioctx.set_namespace(namespace)
         return ioctx
-
-
-def _fmt(host, port):
-    return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)

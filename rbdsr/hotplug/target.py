@@ -28,12 +28,13 @@ import re
 
 from rbdsr import config
 from rbdsr.errors import ConfigError
+from rbdsr.image import HEAD, ImageId
+from rbdsr.secret import show
 
 DEFAULT_CONF = "/etc/ceph/ceph.conf"
 DEFAULT_ID = "admin"
 DEFAULT_TIMEOUT = 60.0
 SCHEME = "rbd:"
-HEAD = "-"
 
 SYNTAX = "[rbd:]POOL[/NAMESPACE]:IMAGE[@SNAP][,id=ID][,conf=PATH][,keyring=PATH][,mon=ADDR;ADDR]" \
          "[,fsid=UUID][,claim=yes|no][,clone-from=POOL:IMAGE@SNAP][,timeout=SECONDS]"
@@ -43,34 +44,17 @@ _FSID_RE = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-
 _MAX_LEN = 4096
 
 
-class ImageRef(object):
-    """pool, namespace ('' for none), image, snap ('-' for the head)."""
+def ImageRef(pool, namespace, image, snap=HEAD):
+    """The image (or snapshot) a target names: an rbdsr.image.ImageId whose
+    cluster is not known yet (block-rbd learns the fsid later)."""
+    return ImageId(None, pool, namespace, image, snap)
 
-    __slots__ = ("pool", "namespace", "image", "snap")
 
-    def __init__(self, pool, namespace, image, snap=HEAD):
-        self.pool = pool
-        self.namespace = namespace or ""
-        self.image = image
-        self.snap = snap or HEAD
-
-    @property
-    def is_snap(self):
-        return self.snap != HEAD
-
-    def spec(self):
-        """POOL[/NS]:IMAGE[@SNAP], the block-rbd spelling (for messages)."""
-        s = self.pool + ("/" + self.namespace if self.namespace else "") + ":" + self.image
-        return s + "@" + self.snap if self.is_snap else s
-
-    def __eq__(self, other):
-        return isinstance(other, ImageRef) and all(getattr(self, a) == getattr(other, a) for a in self.__slots__)
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __repr__(self):
-        return "ImageRef(%r)" % self.spec()
+def target_spec(ref):
+    """POOL[/NS]:IMAGE[@SNAP]: how a block-rbd command line names `ref` (for
+    command hints; messages use the one image spelling, ref.spec())."""
+    s = ref.pool + ("/" + ref.namespace if ref.namespace else "") + ":" + ref.image
+    return s + "@" + ref.snap if ref.is_snap else s
 
 
 class Target(object):
@@ -99,10 +83,7 @@ class Target(object):
         return "Target(%s, id=%s)" % (self.ref.spec(), self.cephx_id)
 
 
-def _show(value, limit=60):
-    """A value safe to quote in a message: printable ASCII, bounded."""
-    text = "".join(c if 0x20 <= ord(c) < 0x7F else "?" for c in value)
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+_show = show  # one safe spelling of quoted values (withholds key-shaped text)
 
 
 def _err(message):

@@ -5,9 +5,9 @@ classic failure is an sm update restoring the stock LVMoISCSISR.py / LVHDoISCSIS
 import os
 
 from rbdsr.errors import RBDError
-from rbdsr.installer import fileops, hook, lvmconf, sources, system
+from rbdsr.installer import fileops, hook, lvmconf, sources, sweep, system, udevrule
 from rbdsr.installer import layout as layoutmod
-from rbdsr.installer.context import LVM_CONFS, MODULES_LOAD, decode
+from rbdsr.installer.context import MODULES_LOAD, decode
 from rbdsr.installer.manifest import Manifest
 
 # the driver class imports only where sm is: this proves it loads against the installed sm
@@ -71,16 +71,17 @@ def collect(ctx, ceph=False, target=None, timeout=3.0):
     if bad:
         r.problems.append("installed files differ from what enable wrote: %s — run install_rbdsr.py enable"
                           % "; ".join(bad))
+    elif m.data.get("packaged"):
+        r.ok.append("%s belongs to the rbdsr package (rpm -V rbdsr verifies it)" % ctx.show(sources.INSTALL_DIR))
     elif m.exists:
         r.ok.append("%d installed files match the manifest"
                     % sum(1 for e in m.files.values() if e["role"] == "installed"))
     _check_importable(ctx, lay, r)
-    for rel in LVM_CONFS:
-        text = decode(fileops.read_bytes(ctx.abs(rel)))
-        if text is not None and _safe_has_types(text):
-            r.ok.append("rbd device type in %s" % ctx.show(rel))
-        else:
-            r.problems.append("no rbd device type in %s — run install_rbdsr.py enable" % ctx.show(rel))
+    temps = sweep.leftovers(ctx, m, spec)
+    if temps:
+        r.problems.append("temp files left by an interrupted install_rbdsr.py run: %s — run install_rbdsr.py "
+                          "enable (or disable) to remove them" % ", ".join(ctx.show(t) for t in temps))
+    _check_lvm(ctx, r)
     conf = decode(fileops.read_bytes(ctx.abs(MODULES_LOAD))) or ""
     if "rbd" in [ln.strip() for ln in conf.splitlines()]:
         r.ok.append("rbd loads at boot (%s)" % ctx.show(MODULES_LOAD))
@@ -98,11 +99,19 @@ def collect(ctx, ceph=False, target=None, timeout=3.0):
     return r
 
 
-def _safe_has_types(text):
-    try:
-        return lvmconf.has_rbd_types(text)
-    except RBDError:
-        return False
+def _check_lvm(ctx, r):
+    """The udev rule, then LVM's own view of each config dir sm uses."""
+    with_rule = udevrule.in_place(ctx.root)
+    if with_rule:
+        r.ok.append("udev names RBD devices in %s (%s)" % (udevrule.BY_ID, ctx.show(udevrule.RULE)))
+    else:
+        r.problems.append("%s is missing or not RBDSR's: RBD devices get no %s name — run install_rbdsr.py "
+                          "enable" % (ctx.show(udevrule.RULE), udevrule.BY_ID))
+    for d in lvmconf.LVM_DIRS:
+        ok, problems = lvmconf.check_dir(ctx.abs(d), ctx.show(d), with_rule)
+        if ok:
+            r.ok.append(ok)
+        r.problems.extend(p + " — run install_rbdsr.py enable" for p in problems)
 
 
 def _check_importable(ctx, lay, r):
@@ -175,10 +184,10 @@ def status(ctx, ceph=False, target=None, timeout=3.0):
     for entry in m.files.values():
         roles[entry["role"]] = roles.get(entry["role"], 0) + 1
     ctx.say("recorded:         %s" % (", ".join("%d %s" % (n, k) for k, n in sorted(roles.items())) or "nothing"))
-    for rel in LVM_CONFS:
-        text = decode(fileops.read_bytes(ctx.abs(rel)))
-        ctx.say("lvm.conf:         %s: %s" % (ctx.show(rel), "rbd accepted" if text and _safe_has_types(text)
-                                               else "no rbd device type"))
+    with_rule = udevrule.in_place(ctx.root)
+    for d in lvmconf.LVM_DIRS:
+        ok, problems = lvmconf.check_dir(ctx.abs(d), ctx.show(d), with_rule)
+        ctx.say("LVM:              %s: %s" % (ctx.show(d), "sees RBD devices" if ok else "; ".join(problems)))
     devices = system.mapped_rbd_devices(ctx.root)
     ctx.say("mapped RBD:       %s" % (", ".join(devices) or "none"))
     r = collect(ctx, ceph, target, timeout)

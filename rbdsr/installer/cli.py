@@ -14,7 +14,8 @@ EXIT_HELP = """exit codes:
   1  not installed, incomplete or drifted (check/status), or something was left
      in place (disable/uninstall; the output says what)
   2  usage error, or refused: unknown sm layout, hook anchor not found exactly
-     once, RBD devices still mapped, or a failure (the host is left as it was)
+     once, RBD devices still mapped, a genuine iSCSI SR on port 6789, or a
+     failure (the host is left as it was)
 """
 
 COMMANDS = {
@@ -22,7 +23,10 @@ COMMANDS = {
     "disable": "unhook sm and remove what enable installed, restoring every file byte-identical",
     "check": "verify every piece is in place (exit 0) or list what is missing (exit 1)",
     "status": "human summary: versions, sm layout, hook state per file, lvm.conf, mapped RBD devices",
+    "rehook": "for package triggers after an sm install/update: enable if check finds anything missing, "
+              "log to syslog (SMlog), always exit 0 (a failure is said loudly)",
 }
+_CHANGES = ("enable", "disable", "uninstall", "rehook")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,7 +41,8 @@ def _common(p):
                    help="treat DIR as the filesystem root (tests, image preparation); default /")
     p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     p.add_argument("--force", action="store_true",
-                   help="disable/uninstall even while RBD devices are mapped on this host")
+                   help="disable/uninstall even while RBD devices are mapped on this host; enable: "
+                   "replace an installed release's files even then")
     p.add_argument("--source", metavar="DIR", default=None,
                    help="release directory to install from (default: the one holding this script)")
 
@@ -52,12 +57,21 @@ def build_parser(prog, with_command=True):
                        help="; ".join("%s: %s" % kv for kv in sorted(COMMANDS.items())))
     _common(p)
     if with_command:
+        p.add_argument("--packaged", action="store_true",
+                       help="enable: the release in /usr/lib/rbdsr and rbdsr.pth were installed by the "
+                            "rbdsr RPM: hook sm and configure the host, but leave those files to rpm "
+                            "(the RPM's scriptlets pass it; later enables remember it)")
+        p.add_argument("--why", default=None, metavar="TEXT",
+                       help="rehook: what happened, for the log (e.g. 'sm 3.2.12-21 installed')")
         p.add_argument("--ceph", action="store_true",
                        help="check/status: also try a TCP connection to each Ceph monitor")
         p.add_argument("--target", metavar="MONS", default=None,
                        help="monitors for --ceph, 'host[:port],...' (default: mon_host of /etc/ceph/ceph.conf)")
         p.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",
                        help="per-monitor connect timeout for --ceph (default 3)")
+        p.add_argument("--allow-iscsi-on-6789", action="store_true",
+                       help="enable even though XAPI lists genuine iSCSI SRs (target IQN iqn./eui./naa.) on "
+                       "port 6789: RBDSR will serve them")
     return p
 
 
@@ -83,13 +97,14 @@ def run(command, args, out=None):
     if not os.path.isdir(root):
         sys.stderr.write("%s: error: --root %s is not a directory\n" % (prog, args.root))
         return EXIT_REFUSED
-    ctx = Context(root, args.source, args.dry_run, args.force, out)
-    if ctx.live and command in ("enable", "disable", "uninstall") and not args.dry_run and os.geteuid() != 0:
+    ctx = Context(root, args.source, args.dry_run, args.force, out, getattr(args, "packaged", False))
+    ctx.allow_iscsi_6789 = getattr(args, "allow_iscsi_on_6789", False)
+    if ctx.live and command in _CHANGES and not args.dry_run and os.geteuid() != 0:
         sys.stderr.write("%s: error: %s needs root\n" % (prog, command))
         return EXIT_REFUSED
     lock = None
     try:
-        if command in ("enable", "disable", "uninstall") and not args.dry_run:
+        if command in _CHANGES and not args.dry_run:
             lock = _lock(root)
         if command == "enable":
             from rbdsr.installer.enable import enable
@@ -100,19 +115,28 @@ def run(command, args, out=None):
         if command == "uninstall":
             from rbdsr.installer.disable import uninstall
             return uninstall(ctx)
+        if command == "rehook":
+            from rbdsr.installer.rehook import rehook
+            return rehook(ctx, args.why)
         from rbdsr.installer import check
         fn = check.check if command == "check" else check.status
         return fn(ctx, args.ceph, args.target, args.timeout)
     except RBDError as e:
-        sys.stderr.write("%s: %s: %s\n" % (prog, command, e))
-        return EXIT_REFUSED
+        return _failed(prog, command, args, str(e))
     except EnvironmentError as e:
-        sys.stderr.write("%s: %s: %s%s\n" % (prog, command, e.strerror or e,
-                                             " (%s)" % e.filename if getattr(e, "filename", None) else ""))
-        return EXIT_REFUSED
+        return _failed(prog, command, args, "%s%s" % (e.strerror or e, " (%s)" % e.filename
+                                                      if getattr(e, "filename", None) else ""))
     finally:
         if lock is not None:
             os.close(lock)
+
+
+def _failed(prog, command, args, why):
+    if command == "rehook":  # a package trigger: never fail the sm transaction, say it loudly
+        from rbdsr.installer.rehook import report_failure
+        return report_failure(args.why, [why])
+    sys.stderr.write("%s: %s: %s\n" % (prog, command, why))
+    return EXIT_REFUSED
 
 
 def install_main(argv=None, out=None):

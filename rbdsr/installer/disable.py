@@ -6,13 +6,15 @@ not clobbered: only our hook block is taken out of it, or it is left alone."""
 import glob
 import os
 
-from rbdsr.installer import fileops, hook, lvmconf, sources, system
+from rbdsr.errors import RBDError
+from rbdsr.installer import fileops, hook, lvmconf, sources, sweep, system, udevrule
 from rbdsr.installer import layout as layoutmod
-from rbdsr.installer.context import LVM_CONFS, MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode
+from rbdsr.installer.context import (CLEANUP_UNIT, CLEANUP_UNIT_TEXT, CLEANUP_WANTS, CLEANUP_WANTS_TEXT,
+                                     MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode)
 from rbdsr.installer.manifest import Manifest
 
 # hooks first (sm stops reaching our code), then configuration, then our files
-_ORDER = {"hook": 0, "lvmconf": 1, "modules-load": 2, "installed": 3}
+_ORDER = {"hook": 0, "lvmconf": 1, "udev-rule": 2, "modules-load": 3, "installed": 4}
 
 
 def undo_file(ctx, m, rel, entry):
@@ -33,7 +35,7 @@ def undo_file(ctx, m, rel, entry):
             ctx.say("removed %s" % where)
             return True
         if m.read_backup(entry) is not None:
-            fileops.restore_copy(m.backup_path(entry), path, tuple(entry["meta"]))
+            fileops.restore_copy(m.backup_path(entry), path, tuple(entry["meta"]), entry.get("mtime_ns"))
             ctx.say("restored %s" % where)
             return True
         if role == "hook":  # backup lost: removing the block gives the original back
@@ -69,6 +71,8 @@ def _undo_drifted(ctx, rel, role, cur):
     if role == "lvmconf":
         stripped = lvmconf.remove_rbd_types(text)
         if stripped != text:
+            if not _lvm_accepts(ctx, rel, encode(stripped)):
+                return False
             fileops.atomic_write(path, encode(stripped))
             ctx.say("%s changed since enable: removed just the rbd device type RBDSR added" % where)
         else:
@@ -89,6 +93,17 @@ def _undo_drifted(ctx, rel, role, cur):
         return True
     ctx.say("%s was modified since install: left as is; remove it by hand" % where)
     return False
+
+
+def _lvm_accepts(ctx, rel, data):
+    """True when LVM loads rel's directory with `data` in rel; else says why."""
+    d = os.path.dirname(rel)
+    try:
+        lvmconf.validate_files(ctx.abs(d), ctx.show(d), {os.path.basename(rel): data})
+    except RBDError as e:
+        ctx.say("%s: %s; left as is" % (ctx.show(rel), e))
+        return False
+    return True
 
 
 def _load_spec(ctx):
@@ -155,10 +170,12 @@ def disable(ctx, force=None, manifest=None):
     refuse_if_attached(ctx, ctx.force if force is None else force)
     m = manifest or Manifest.load(ctx.root)
     spec = _load_spec(ctx)
+    sweep.sweep(ctx, m, spec)
     if not m.exists:
         ctx.say("no installation recorded in %s" % m.state_dir)
     leftovers = []
     done = set()
+    rule_recorded = udevrule.RULE in m.files
     for rel, entry in sorted(m.files.items(), key=lambda kv: (_ORDER.get(kv[1]["role"], 9), kv[0])):
         if entry["role"] != "hook" and any(m.files[r]["role"] == "hook" for r in leftovers):
             # an sm file may still reach our code: keep the code it would import
@@ -176,6 +193,10 @@ def disable(ctx, force=None, manifest=None):
     if ctx.dry_run:
         ctx.say("dry run: nothing was changed")
         return 0
+    if rule_recorded and ctx.live:
+        err = udevrule.reload_now()
+        if err:
+            ctx.say("warning: udev did not reload its rules (%s)" % err)
     # /usr/lib/rbdsr is the project's own directory: its byte-code goes too
     _remove_pycache(ctx, ctx.abs(sources.INSTALL_DIR))
     dirs = list(m.dirs)
@@ -195,6 +216,9 @@ def disable(ctx, force=None, manifest=None):
 
 def uninstall(ctx):
     """disable, then remove whatever the project installs even without a record."""
+    if Manifest.load(ctx.root).data.get("packaged"):
+        raise Refused("RBDSR was installed by the rbdsr package: remove it with `yum remove rbdsr` "
+                      "(its scriptlet runs disable); nothing was changed")
     rc = disable(ctx)
     if ctx.dry_run:
         return rc
@@ -211,20 +235,38 @@ def uninstall(ctx):
             if fileops.read_bytes(pth) == PTH_TEXT.encode():
                 fileops.remove(pth)
                 ctx.say("removed %s" % ctx.show(os.path.relpath(pth, ctx.root)))
+    for _src, rel in sources.COMMANDS:
+        data = fileops.read_bytes(ctx.abs(rel))
+        if data is not None and sources.COMMAND_MARK in data:
+            fileops.remove(ctx.abs(rel))
+            ctx.say("removed %s" % ctx.show(rel))
+    for rel, text in ((CLEANUP_UNIT, CLEANUP_UNIT_TEXT), (CLEANUP_WANTS, CLEANUP_WANTS_TEXT)):
+        if fileops.read_bytes(ctx.abs(rel)) == text.encode():
+            fileops.remove(ctx.abs(rel))
+            ctx.say("removed %s" % ctx.show(rel))
+            try:
+                os.rmdir(os.path.dirname(ctx.abs(rel)))
+            except OSError:
+                pass
     conf = decode(fileops.read_bytes(ctx.abs(MODULES_LOAD)))
     if conf is not None and [ln.strip() for ln in conf.splitlines() if ln.strip()] == ["rbd"]:
         fileops.remove(ctx.abs(MODULES_LOAD))
         ctx.say("removed %s" % ctx.show(MODULES_LOAD))
-    for rel in LVM_CONFS:
-        text = decode(fileops.read_bytes(ctx.abs(rel)))
-        if text is None:
-            continue
-        stripped = lvmconf.remove_rbd_types(text)  # only what carries RBDSR's markers
-        if stripped != text:
-            fileops.atomic_write(ctx.abs(rel), encode(stripped))
-            ctx.say("removed the rbd device type RBDSR added (marked) from %s" % ctx.show(rel))
-        elif lvmconf.has_rbd_types(text):
-            ctx.say("note: %s accepts rbd devices without RBDSR's markers: left as is" % ctx.show(rel))
+    if udevrule.in_place(ctx.root):
+        fileops.remove(ctx.abs(udevrule.RULE))
+        ctx.say("removed %s" % ctx.show(udevrule.RULE))
+    for d in lvmconf.LVM_DIRS:
+        for rel in (lvmconf.main_rel(d), lvmconf.local_rel(d)):
+            text = decode(fileops.read_bytes(ctx.abs(rel)))
+            if text is None:
+                continue
+            stripped = lvmconf.remove_rbd_types(text)  # only what carries RBDSR's markers
+            if stripped != text and _lvm_accepts(ctx, rel, encode(stripped)):
+                if not stripped.strip() and rel == lvmconf.local_rel(d):
+                    fileops.remove(ctx.abs(rel))  # nothing but our block: enable created it
+                else:
+                    fileops.atomic_write(ctx.abs(rel), encode(stripped))
+                ctx.say("removed the rbd device type RBDSR added (marked) from %s" % ctx.show(rel))
     state = Manifest(ctx.root).state_dir
     if fileops.rmtree(state):
         ctx.say("removed %s" % state)

@@ -7,13 +7,14 @@ import os
 import sys
 
 from rbdsr.errors import RBDError
-from rbdsr.installer import fileops, hook, lvmconf, sources, system
+from rbdsr.installer import fileops, hook, lvmconf, sources, sweep, system, udevrule, xapicheck
 from rbdsr.installer import layout as layoutmod
-from rbdsr.installer.context import (LVM_CONFS, MODULES_LOAD, PTH, PTH_TEXT, Refused, decode,
-                                     encode)
+from rbdsr.installer.context import (CLEANUP_UNIT, CLEANUP_UNIT_TEXT, CLEANUP_WANTS, CLEANUP_WANTS_TEXT,
+                                     MODULES_LOAD, PTH, PTH_TEXT, Refused, decode, encode)
 from rbdsr.installer.manifest import Manifest
 
-STEPS = ("state", "files", "pth", "compile", "lvm-conf", "modules-load", "modprobe", "hook", "finish")
+STEPS = ("state", "files", "pth", "compile", "udev-rule", "lvm-conf", "modules-load", "modprobe", "cleanup-unit", "hook",
+         "finish")
 STOP_ENV = "RBDSR_INSTALL_STOP_AFTER"
 STOP_EXIT = 99
 
@@ -49,10 +50,19 @@ class Enabler(object):
             raise Refused(str(e))
         self.files = sources.collect(ctx.source)
         self.manifest = Manifest.load(ctx.root)
+        # packaged: rpm owns /usr/lib/rbdsr and rbdsr.pth; sticky, so an admin's later
+        # `install_rbdsr.py enable` (after a hotfix) never takes those files over
+        self.packaged = bool(ctx.packaged or self.manifest.data.get("packaged"))
+        if self.packaged and os.path.realpath(ctx.source) != os.path.realpath(ctx.abs(sources.INSTALL_DIR)):
+            raise Refused("--packaged: the release must be the package's own copy in %s, not %s"
+                          % (ctx.show(sources.INSTALL_DIR), ctx.source))
+        self.notes_before = []
         self._precheck()
 
     # -- refuse before changing anything --------------------------------
     def _precheck(self):
+        self._refuse_iscsi_takeover()
+        self._refuse_swap_under_attached_srs()
         self.hook_plan = {}
         for rel in self.layout.hook_files:
             where = self.ctx.show(rel)
@@ -65,15 +75,84 @@ class Enabler(object):
             if err:
                 raise Refused("%s would not compile once hooked (%s); nothing was changed" % (where, err))
             self.hook_plan[rel] = new
-        for rel in LVM_CONFS:
-            text = decode(fileops.read_bytes(self.ctx.abs(rel)))
-            if text is None:
+        self.lvm_plan = {}
+        for d in lvmconf.LVM_DIRS:
+            main = lvmconf.main_rel(d)
+            if fileops.read_bytes(self.ctx.abs(main)) is None:
                 raise Refused("%s is missing (expected on an XCP-ng/XenServer host); nothing was changed"
-                              % self.ctx.show(rel))
+                              % self.ctx.show(main))
             try:
-                lvmconf.add_rbd_types(text)
+                self.lvm_plan[lvmconf.local_rel(d)] = self._plan_lvmlocal(d)
             except RBDError as e:
-                raise Refused("%s: %s; nothing was changed" % (self.ctx.show(rel), e))
+                raise Refused("%s; nothing was changed" % e)
+
+    def _plan_lvmlocal(self, d):
+        """(original, new) bytes of d's lvmlocal.conf, judged by LVM with the
+        directory's other files as they will be (an older release's marked
+        lvm.conf entry is taken out by step_lvm_conf)."""
+        rel = lvmconf.local_rel(d)
+        orig = self._original(rel, "lvmconf", fileops.read_bytes(self.ctx.abs(rel)))
+        others = {}
+        for name in sorted(os.listdir(self.ctx.abs(d))):
+            path = os.path.join(self.ctx.abs(d), name)
+            data = fileops.read_bytes(path) if name.endswith(".conf") and os.path.isfile(path) else None
+            if name != lvmconf.LOCAL and data is not None and lvmconf.added_by_us(decode(data)):
+                others[name] = encode(lvmconf.remove_rbd_types(decode(data)))
+        where = self.ctx.show(d)
+        return orig, lvmconf.plan_local(self.ctx.abs(d), where, orig, others, decode, encode)
+
+    def _refuse_iscsi_takeover(self):
+        """A genuine iSCSI SR on port 6789 would be served by RBDSR once hooked.
+        Under another --root, this host's XAPI says nothing about that root (tests opt in)."""
+        if not (self.ctx.live or os.environ.get(xapicheck.UNDER_ROOT_ENV) == "1"):
+            return
+        srs, why_not = xapicheck.iscsi_srs_on_6789()
+        if why_not:
+            self.notes_before.append("note: " + why_not)
+        if not srs:
+            return
+        names = "; ".join("SR %s %r (target IQN %s)" % (u, n, iqn) for u, n, iqn in srs)
+        if not self.ctx.allow_iscsi_6789:
+            raise Refused("genuine iSCSI SRs use port 6789, which RBDSR would take over once enabled: %s. "
+                          "Move them to another port (or set device-config rbd=true on SRs that really "
+                          "are RBD), or re-run with --allow-iscsi-on-6789 to enable anyway; nothing was "
+                          "changed" % names)
+        self.notes_before.append("warning: --allow-iscsi-on-6789: RBDSR will serve %s" % names)
+
+    def _files_to_swap(self):
+        """Installed files of ours this enable would replace or remove (an upgrade)."""
+        if not self.manifest.exists:
+            return []
+        wanted = set()
+        out = []
+        for rel_src in self.files:
+            rel = os.path.join(sources.INSTALL_DIR, rel_src)
+            wanted.add(rel)
+            cur = fileops.read_bytes(self.ctx.abs(rel))
+            if cur is not None and cur != fileops.read_bytes(os.path.join(self.ctx.source, rel_src)):
+                out.append(rel)
+        out.extend(rel for rel, e in sorted(self.manifest.files.items())
+                   if e["role"] == "installed" and rel.startswith(sources.INSTALL_DIR + "/") and rel not in wanted
+                   and os.path.exists(self.ctx.abs(rel)))
+        return out
+
+    def _refuse_swap_under_attached_srs(self):
+        """Files are replaced one by one: an SR operation running meanwhile could
+        import a mix of two releases. Mapped RBD devices mean attached SRs here."""
+        swap = self._files_to_swap()
+        devices = system.mapped_rbd_devices(self.ctx.root) if swap else []
+        if not devices:
+            return
+        installed = self.manifest.data.get("version", "?")
+        if not self.ctx.force:
+            raise Refused("RBDSR %s is installed and RBD devices are mapped on this host (%s): replacing %d of "
+                          "its files while SRs are attached could give a running SR operation a mix of %s "
+                          "and %s. Detach the RBD SRs on this host first (migrate its VMs away, then "
+                          "xe pbd-unplug each RBD SR's PBD of this host), run enable, and plug them again "
+                          "(--force replaces the files anyway); nothing was changed"
+                          % (installed, ", ".join(devices), len(swap), installed, self.version))
+        self.notes_before.append("warning: --force: replacing %d files of RBDSR %s while RBD devices are "
+                                 "mapped: %s" % (len(swap), installed, ", ".join(devices)))
 
     # -- helpers --------------------------------------------------------
     def _mkdirs(self, rels):
@@ -111,8 +190,16 @@ class Enabler(object):
                 continue
             entry = m.files.get(rel)
             if entry is None or entry.get("orig_sha256") != fileops.sha256(orig) or not m.backup_ok(entry):
-                entry = m.record_original(rel, role, orig, fileops.file_meta(path) if cur is not None else None)
+                # the mtime too when the file on disk is the original: rpm -V checks it
+                entry = m.record_original(rel, role, orig, fileops.file_meta(path) if cur is not None else None,
+                                          fileops.mtime_ns(path) if cur is not None and cur == orig else None)
                 dirty = True
+            elif cur is not None and cur == orig:
+                # the same bytes put back by a package update: restore its mode and mtime
+                meta, mtime = list(fileops.file_meta(path)), fileops.mtime_ns(path)
+                if entry.get("meta") != meta or entry.get("mtime_ns") != mtime:
+                    entry["meta"], entry["mtime_ns"] = meta, mtime
+                    dirty = True
             if entry.get("sha256") != fileops.sha256(new):
                 entry["sha256"] = fileops.sha256(new)
                 dirty = True
@@ -148,12 +235,19 @@ class Enabler(object):
             return
         created = []
         fileops.makedirs(m.state_dir, created)
+        if not m.exists and not created:
+            # our own directory without our record: a kill inside the first save made it
+            created = [m.state_dir]
         m.add_dirs(created)
         m.data.update({"version": self.version, "layout": self.layout.as_dict(), "complete": False,
+                       "packaged": self.packaged,
                        "hook_block_sha256": fileops.sha256(encode(self.spec.block(self.version)))})
         m.data["steps_done"] = []
 
     def step_files(self):
+        if self.packaged:
+            self._leave_to_package()
+            return
         wanted = set()
         specs = []
         for rel_src in self.files:
@@ -164,12 +258,31 @@ class Enabler(object):
                 data = f.read()
             mode = 0o755 if os.stat(src).st_mode & 0o100 else 0o644
             specs.append((rel, "installed", lambda orig, d=data: d, (mode, os.getuid(), os.getgid())))
+        for rel_src, rel in sources.COMMANDS:
+            wanted.add(rel)
+            with open(os.path.join(self.ctx.source, rel_src), "rb") as f:
+                data = f.read()
+            specs.append((rel, "installed", lambda orig, d=data: d, (0o755, os.getuid(), os.getgid())))
         self._mkdirs(sorted(set(os.path.dirname(s[0]) for s in specs)))
         self.ensure_files(specs)
         # files a previous release installed and this one does not
         for rel, entry in sorted(self.manifest.files.items()):
             if entry["role"] == "installed" and rel.startswith(sources.INSTALL_DIR + "/") and rel not in wanted:
                 self._retire(rel, entry)
+
+    def _leave_to_package(self):
+        """Packaged: rpm put the release (and the commands) in place. Entries an
+        earlier install from a release directory made for them are dropped:
+        restoring or removing those files now would fight rpm, which owns them."""
+        if self.ctx.dry_run:
+            return
+        m = self.manifest
+        commands = set(dest for _src, dest in sources.COMMANDS)
+        for rel, entry in sorted(m.files.items()):
+            if entry["role"] == "installed" and (rel.startswith(sources.INSTALL_DIR + "/") or rel in commands):
+                del m.files[rel]
+        m.data["dirs"] = [d for d in m.dirs if d != sources.INSTALL_DIR
+                          and not d.startswith(sources.INSTALL_DIR + "/")]
 
     def _retire(self, rel, entry):
         if self.ctx.dry_run:
@@ -182,8 +295,17 @@ class Enabler(object):
 
     def step_pth(self):
         site = self.layout.site_packages
+        rel = os.path.join(site, PTH)
+        if self.packaged and site == sources.DOM0_SITE_PACKAGES:
+            if fileops.read_bytes(self.ctx.abs(rel)) != PTH_TEXT.encode():
+                raise RBDError("%s of the rbdsr package is missing or changed — reinstall the package"
+                               % self.ctx.show(rel))
+            if rel in self.manifest.files and not self.ctx.dry_run:
+                del self.manifest.files[rel]  # an earlier install's; rpm owns the file now
+            return
+        # not packaged, or dom0's python looks elsewhere than the package's rbdsr.pth: ours
         self._mkdirs([site])
-        self.ensure_file(os.path.join(site, PTH), "installed", lambda orig: PTH_TEXT.encode())
+        self.ensure_file(rel, "installed", lambda orig: PTH_TEXT.encode())
 
     def step_compile(self):
         top = self.ctx.abs(sources.INSTALL_DIR)
@@ -203,12 +325,42 @@ class Enabler(object):
         self.ctx.say("syntax-checked %s with %s; no .pyc written (not the running system)"
                      % (top, sys.executable))
 
+    def step_udev_rule(self):
+        self._mkdirs([os.path.dirname(udevrule.RULE)])
+        self.ensure_file(udevrule.RULE, "udev-rule", lambda orig: udevrule.TEXT.encode(),
+                         (0o644, os.getuid(), os.getgid()))
+        if self.ctx.live and not self.ctx.dry_run:
+            err = udevrule.reload_now()
+            if err:
+                self.ctx.say("warning: udev did not re-run its rules on mapped RBD devices (%s); "
+                             "the rule applies from the next map" % err)
+
+    def _lvmlocal_new(self, rel, orig):
+        planned_orig, new = self.lvm_plan[rel]
+        if orig != planned_orig:  # cannot happen in one run; never write what LVM did not see
+            raise RBDError("%s changed while enable ran; re-run enable" % self.ctx.show(rel))
+        return new
+
     def step_lvm_conf(self):
-        self.ensure_files([(rel, "lvmconf", lambda orig: encode(lvmconf.add_rbd_types(decode(orig))), None)
-                           for rel in LVM_CONFS])
-        for rel in LVM_CONFS:
-            if not self.ctx.dry_run and not lvmconf.has_rbd_types(decode(fileops.read_bytes(self.ctx.abs(rel)))):
-                raise RBDError("%s: the rbd device type is not there after writing it" % self.ctx.show(rel))
+        specs = []
+        for d in lvmconf.LVM_DIRS:
+            rel = lvmconf.local_rel(d)
+            meta = fileops.file_meta(self.ctx.abs(lvmconf.main_rel(d)))
+            specs.append((rel, "lvmconf", lambda orig, r=rel: self._lvmlocal_new(r, orig), meta))
+        self.ensure_files(specs)
+        # an older release edited lvm.conf itself: its original comes back now
+        for rel, entry in sorted(self.manifest.files.items()):
+            if entry["role"] == "lvmconf" and rel not in self.lvm_plan:
+                if self.ctx.dry_run:
+                    self.ctx.say("would restore %s (an older release changed it)" % self.ctx.show(rel))
+                else:
+                    self._retire(rel, entry)
+        if self.ctx.dry_run:
+            return
+        for d in lvmconf.LVM_DIRS:
+            _ok, problems = lvmconf.check_dir(self.ctx.abs(d), self.ctx.show(d))
+            if problems:
+                raise RBDError("after writing %s: %s" % (self.ctx.show(lvmconf.local_rel(d)), "; ".join(problems)))
 
     def step_modules_load(self):
         self._mkdirs([os.path.dirname(MODULES_LOAD)])
@@ -229,6 +381,11 @@ class Enabler(object):
         err = system.modprobe_rbd()
         if err:
             self.ctx.say("warning: could not load the rbd module now (%s); it loads at boot" % err)
+
+    def step_cleanup_unit(self):
+        self._mkdirs([os.path.dirname(CLEANUP_UNIT), os.path.dirname(CLEANUP_WANTS)])
+        self.ensure_files([(CLEANUP_UNIT, "installed", lambda orig: CLEANUP_UNIT_TEXT.encode(), None),
+                           (CLEANUP_WANTS, "installed", lambda orig: CLEANUP_WANTS_TEXT.encode(), None)])
 
     def step_hook(self):
         for rel, new in sorted(self.hook_plan.items()):
@@ -258,9 +415,13 @@ class Enabler(object):
             self.layout.product_version))
         for note in self.layout.notes:
             ctx.say("note: " + note)
-        for rel in list(self.layout.hook_files) + list(LVM_CONFS):
+        for line in self.notes_before:
+            ctx.say(line)
+        lvm_files = [f(d) for d in lvmconf.LVM_DIRS for f in (lvmconf.main_rel, lvmconf.local_rel)]
+        for rel in list(self.layout.hook_files) + lvm_files:
             sha = fileops.sha256(fileops.read_bytes(ctx.abs(rel)))
             ctx.say("  %s sha256 %s" % (ctx.show(rel), sha))
+        sweep.sweep(ctx, m, self.spec)
         step = None
         try:
             for step in STEPS:

@@ -80,7 +80,9 @@ def detect(root, spec):
         if shape.kind == "flat":
             site = _pick_flat_site_packages(root, site_dirs, notes)
         else:
-            hits = [d for d in site_dirs if os.path.isfile(os.path.join(d, shape.package_relpath))]
+            # symlinks followed as dom0 sees them (an absolute target is under the root)
+            hits = [d for d in site_dirs if os.path.isfile(os.path.join(root, shapes.resolve_in_root(
+                root, os.path.join(_rel(root, d), shape.package_relpath))))]
             if len(hits) != 1:
                 raise LayoutError("%s, but %s is in %d python3 site-packages under %s (%s); expected exactly one"
                                   % (launcher, shape.package_relpath, len(hits), root,

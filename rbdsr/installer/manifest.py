@@ -15,8 +15,9 @@ FORMAT = 1
 class Manifest(object):
     """files: {relpath: entry}; entry keys: role ('hook'|'config'|'installed'),
     orig_sha256 (None: the file did not exist), backup (relpath under the state
-    dir or None), meta ([mode, uid, gid] of the original or None), sha256 (what we
-    write). dirs: relpaths of directories we created."""
+    dir or None), meta ([mode, uid, gid] of the original or None), mtime_ns (of the
+    original, when known: restored with it, so a package manager's verify stays
+    clean), sha256 (what we write). dirs: relpaths of directories we created."""
 
     def __init__(self, root, data=None):
         self.root = root
@@ -86,10 +87,10 @@ class Manifest(object):
     def backup_ok(self, entry):
         return entry.get("orig_sha256") is None or self.read_backup(entry) is not None
 
-    def record_original(self, rel, role, orig, meta):
+    def record_original(self, rel, role, orig, meta, mtime_ns=None):
         """Back up `orig` (bytes or None) of rel and (re)start its entry."""
         entry = {"role": role, "orig_sha256": fileops.sha256(orig), "backup": None,
-                 "meta": list(meta) if meta else None, "sha256": None}
+                 "meta": list(meta) if meta else None, "mtime_ns": mtime_ns, "sha256": None}
         if orig is not None:
             entry["backup"] = os.path.join(BACKUP_DIR, rel)
             dest = self.backup_path(entry)

@@ -4,8 +4,8 @@ import os
 import socket
 import sys
 
-from rbdsr import proc
-from rbdsr.errors import RBDError
+from rbdsr import monaddr, proc
+from rbdsr.errors import ConfigError, RBDError
 
 DOM0_PYTHON = "/usr/bin/python3"
 RBD_SYSFS = "sys/bus/rbd/devices"
@@ -103,7 +103,8 @@ def sm_package_version(root, timeout=20):
 
 
 def ceph_monitors(root, target=None):
-    """[(host, port)] from --target 'h1[:p],h2' or <root>/etc/ceph/ceph.conf mon_host."""
+    """v1 monitors [(host, port)] from --target 'h1[:p],h2' or <root>/etc/ceph/ceph.conf
+    mon_host (rbdsr.monaddr: the kernel client's view; [] when none or unparsable)."""
     text = target
     if not text:
         try:
@@ -118,31 +119,11 @@ def ceph_monitors(root, target=None):
 
 
 def parse_monitors(text):
-    """'a,b:3300 [v2:1.2.3.4:3300/0,v1:1.2.3.4:6789/0]' -> [(host, port)]."""
-    out = []
-    for item in text.replace(" ", ",").replace(";", ",").split(","):
-        item = item.strip()
-        if item.startswith("[v"):  # [v2:ip:port/0,v1:ip:port/0]
-            item = item[1:]
-        if item.endswith("]") and "/" in item:
-            item = item[:-1]
-        if not item:
-            continue
-        if item.startswith(("v1:", "v2:")):
-            item = item[3:]
-        item = item.split("/", 1)[0]
-        if item.startswith("["):  # [ipv6]:port
-            host, _, port = item[1:].partition("]")
-            port = port.lstrip(":")
-        elif item.count(":") == 1:
-            host, port = item.split(":")
-        else:
-            host, port = item, ""
-        try:
-            out.append((host, int(port) if port else 6789))
-        except ValueError:
-            out.append((host, -1))
-    return out
+    """'a,b:6790 [v2:1.2.3.4:3300/0,v1:1.2.3.4:6789/0]' -> v1 [(host, port)]; [] if unparsable."""
+    try:
+        return monaddr.parse_mon_host(text, "--target")
+    except ConfigError:
+        return []
 
 
 def tcp_reachable(host, port, timeout=3.0):

@@ -11,6 +11,7 @@ class is `__main__.<class>`, a different class object with the same source
 (instance __dict__, no __slots__), so Python accepts the assignment; we check
 the instance really is one of either copy and that the switch took.
 """
+from rbdsr.callcheck import shown_uuid
 from rbdsr.smglue import driver, shim
 
 
@@ -36,5 +37,5 @@ def divert(sr, sr_uuid):
     if type(sr) is not driver.RBDSR:
         raise shim.xs_errors.XenError("SMGeneral", opterr="diversion to RBDSR did not take")
     shim.util.SMlog("RBDSR: SR %s diverted from %s to RBDSR (sm shape %s)"
-                    % (sr_uuid or "(probe)", origin, shim.SHAPE.key))
+                    % (shown_uuid(sr_uuid), origin, shim.SHAPE.key))
     return sr.load(sr_uuid)

@@ -15,11 +15,17 @@ import sys
 import time
 import xmlrpc.client
 
+from lvm_helpers import devio
 from lvm_helpers import pv as lvm_pv
 from lvm_helpers.cmd import run as lvm_run
+from rbdsr import callcheck
 from rbdsr import config as rbd_config
+from rbdsr import credentials as rbd_credentials
+from rbdsr import imageguard, krbd, monaddr, sysfs
 from rbdsr.diversion import DIVERSION_PORT, wants_rbd
-from rbdsr.errors import ConfigError, InUseError, NotFoundError, RBDError
+from rbdsr.errors import (CephError, ConfigError, InUseError, NotFoundError, RBDError, TimeoutError_,
+                          UnreachableError)
+from rbdsr.secret import contains_secret, looks_like_key
 from rbdsr.smglue import probexml, shim
 from rbdsr.smglue.transport import RBDTransport
 from rbdsr.version import read_version
@@ -34,15 +40,11 @@ OWNER_META_KEY = rbd_config.OWNER_META_KEY
 UNSHAREABLE_FEATURES = ("exclusive-lock", "object-map", "fast-diff", "deep-flatten", "journaling")
 # Grow the PV when the device is at least this much bigger than the VG.
 GROW_THRESHOLD = 32 << 20
-# What device_state inspects at each end of the device.
-WIPE_BYTES = 1 << 20
 # Placeholder pool used to validate a probe that has no targetIQN yet.
 _PROBE_POOL = "rbdsr-probe"
 
 CAPABILITIES = shim.CAPABILITIES
-CONFIGURATION = [list(kv) for kv in getattr(rbd_config, "CONFIG_KEYS", [])] or [
-    ["target", "Ceph monitor(s)"], ["port", "6789"], ["targetIQN", "pool"], ["SCSIid", "image"],
-    ["chapuser", "cephx id"], ["chappassword", "cephx key"]]
+CONFIGURATION = [list(kv) for kv in rbd_config.CONFIG_KEYS]
 
 DRIVER_INFO = {
     "name": "RBDSR",
@@ -60,24 +62,40 @@ def _log(msg):
     util.SMlog("RBDSR: %s" % msg)
 
 
+# Field names are not secrets, even when a password happens to be spelled like
+# part of one ("password" inside "chappassword"): they are blanked before the check.
+_FIELD_NAMES = sorted((k for k, _ in rbd_config.CONFIG_KEYS), key=len, reverse=True)
+
+
+def _safe(message):
+    """Last guard before SMlog and the XAPI fault: no key-shaped text, no live secret."""
+    probe = message
+    for name in _FIELD_NAMES:
+        probe = probe.replace(name, " ")
+    if looks_like_key(message) or contains_secret(probe):
+        return "(message withheld: it quoted a secret)"
+    return message
+
+
 def sm_errors(name):
     """Run an SM entry point with timing in SMlog; RBDError -> XenError(e.key)."""
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(self, *args):
             t0 = time.time()
-            _log("%s start (SR %s)" % (name, getattr(self, "uuid", None)))
+            _log("%s start (SR %s)" % (name, callcheck.shown_uuid(getattr(self, "uuid", None))))
             try:
                 out = fn(self, *args)
             except RBDError as e:
-                _log("%s failed after %.2fs: [%s] %s" % (name, time.time() - t0, e.key, e))
-                raise xs_errors.XenError(e.key, opterr=str(e))
+                msg = _safe(str(e))
+                _log("%s failed after %.2fs: [%s] %s" % (name, time.time() - t0, e.key, msg))
+                raise xs_errors.XenError(e.key, opterr=msg)
             except xs_errors.SRException as e:
                 _log("%s failed after %.2fs: %s" % (name, time.time() - t0, e))
                 raise
             except Exception as e:
                 util.logException("RBDSR.%s" % name)
-                raise xs_errors.XenError("SMGeneral", opterr="%s: %s" % (type(e).__name__, e))
+                raise xs_errors.XenError("SMGeneral", opterr=_safe("%s: %s" % (type(e).__name__, e)))
             _log("%s done in %.2fs" % (name, time.time() - t0))
             return out
         return wrapper
@@ -98,6 +116,8 @@ def _describe(state, vg):
         return "an LVM PV of volume group %s" % vg if vg else "an LVM PV in no volume group"
     if state == lvm_pv.DATA:
         return "data (non-zero content or a known signature)"
+    if state == lvm_pv.UNKNOWN:
+        return "content that could not be examined (blkid gave no answer)"
     return state
 
 
@@ -148,6 +168,8 @@ class RBDSR(shim.ISCSI_SR):
 
     @sm_errors("load")
     def load(self, sr_uuid):
+        # before sm builds lock paths and VG names from the call, or logs it
+        callcheck.check(self.original_srcmd.cmd, self.srcmd.params)
         if not sr_uuid:
             sr_uuid = util.gen_uuid()  # a probe: sm works on a temporary uuid
         _log("load %s for %s" % (sr_uuid, self.original_srcmd.cmd))
@@ -194,7 +216,7 @@ class RBDSR(shim.ISCSI_SR):
         # The wizard sends IPAddress back as target and Port as port: the port must stay
         # the diversion port, so a monitor on another port keeps it in the address.
         host, mon_port = cfg.monitors[0]
-        address = host if mon_port == rbd_config.DEFAULT_MON_PORT else rbd_config.format_addr(host, mon_port)
+        address = host if mon_port == monaddr.DEFAULT_PORT else monaddr.format_addr(host, mon_port)
         _print_wizard_xml(probexml.targets_xml(pools, address, DIVERSION_PORT))
         raise xs_errors.XenError("ConfigTargetIQNMissing")
 
@@ -248,7 +270,11 @@ class RBDSR(shim.ISCSI_SR):
     # -- checks ----------------------------------------------------------------
 
     def _device_state(self):
-        return lvm_pv.device_state(self.iscsi.device_path())
+        """device_state of our device, read in a child bounded by the SR's timeout."""
+        return devio.device_state(self.iscsi.device_path(), self.iscsi.cfg.timeout)
+
+    def _lvm(self, argv, check=True):
+        return lvm_run(argv, self.iscsi.cfg.timeout, check=check)
 
     def _check_holds_our_vg(self):
         state, vg = self._device_state()
@@ -258,7 +284,7 @@ class RBDSR(shim.ISCSI_SR):
 
     def _check_pvs(self):
         """RBD's checkPVScsiIds: every PV of our VG must be our image's device."""
-        res = lvm_run(["pvs", "--noheadings", "--separator", "|", "-o", "pv_name,vg_name"])
+        res = self._lvm(["pvs", "--noheadings", "--separator", "|", "-o", "pv_name,vg_name"])
         want = os.path.realpath(self.iscsi.device_path())
         for line in res.out.splitlines():
             parts = [p.strip() for p in line.split("|")]
@@ -284,21 +310,17 @@ class RBDSR(shim.ISCSI_SR):
                     return rec.get("SR")
         return None
 
-    def _wipe_lvm_leftovers(self):
-        """Zero the first and last MiB (what vgremove/pvremove leave: the metadata
-        area), so device_state says blank again. Only called on our own image."""
+    def _discard_image(self):
+        """Discard the whole device (the kernel client deletes the objects), so
+        neither the LVM metadata nor any VDI's data is left for the next SR on
+        the image to read. Only called on our own image, after sm removed the VG."""
         dev = self.iscsi.device_path()
-        size = lvm_pv.device_size(dev)
-        chunk = min(WIPE_BYTES, size)
-        fd = os.open(dev, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            zeros = bytes(chunk)
-            for offset in sorted(set([0, max(0, size - chunk)])):
-                os.pwrite(fd, zeros, offset)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _log("wiped LVM leftovers of %s; it now reads as %s" % (dev, self._device_state()[0]))
+        t0 = time.time()
+        done = devio.discard(dev, self.iscsi.cfg.timeout)
+        state = self._device_state()[0]
+        _log("discarded %s bytes of %s in %.2fs; it now reads as %s" % (done, dev, time.time() - t0, state))
+        if state != lvm_pv.BLANK:
+            raise CephError("image %s still reads as %s after the discard" % (self.iscsi.image_id().spec(), state))
 
     def _devserial(self):
         return "rbd-%s" % self.iscsi.serial()
@@ -312,12 +334,22 @@ class RBDSR(shim.ISCSI_SR):
         self._pathrefresh()
 
     def _unmap_after_failure(self, was_mapped):
-        """Roll back to unmapped when this call did the map."""
+        """Roll back to unmapped when this call did the map. Not while the
+        device has requests in flight (the cluster stopped answering): LVM
+        and the unmap would wait for them; they fail after the map's
+        osd_request_timeout, and the next attach, detach or the boot cleanup
+        finds the mapping."""
         if was_mapped:
             return
         try:
-            if lvm_run(["vgs", self.vgname], check=False).rc == 0:
-                lvm_run(["vgchange", "-an", self.vgname], check=False)
+            mapped = self.iscsi.mapped
+            busy = devio.inflight(mapped.dev_path) if mapped else None
+            if busy:
+                _log("rollback: %s has %d requests in flight to an unresponsive cluster; leaving it mapped "
+                     "(they fail within osd_timeout=%ss)" % (self.iscsi.image, busy, self.iscsi.cfg.osd_timeout))
+                return
+            if self._lvm(["vgs", self.vgname], check=False).rc == 0:
+                self._lvm(["vgchange", "-an", self.vgname], check=False)
             self.iscsi.detach(self.uuid)
         except Exception as e:  # noqa: BLE001 - the original error matters more
             _log("rollback: could not unmap %s: %s" % (self.iscsi.image, e))
@@ -334,57 +366,99 @@ class RBDSR(shim.ISCSI_SR):
             raise InUseError("image %s is already used by SR %s" % (spec, other))
         backend = t.backend()
         t.learn_fsid()
+        created = self._create_image_if_absent(backend, size)
+        # One sr_create per image in the whole cluster from here on.
+        claim = imageguard.CreateClaim(backend, cfg, sr_uuid, _log)
+        claim.acquire()
+        was_mapped = t.attached
         try:
             info = backend.image_info(cfg.pool, cfg.namespace, cfg.image)
-        except NotFoundError:
-            info = None
-        created = False
-        if info is None:
-            nbytes = int(size) if size and int(size) > 0 else cfg.size
-            if not nbytes:
-                raise ConfigError("image %s does not exist; give its size (device-config size=, or "
-                                  "physical-size) to create it" % spec, key="ConfigSCSIid")
-            backend.create_image(cfg.pool, cfg.namespace, cfg.image, nbytes)
-            backend.set_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY, sr_uuid)
-            created = True
-            _log("created image %s (%d bytes, layering only), tagged %s=%s"
-                 % (spec, nbytes, OWNER_META_KEY, sr_uuid))
-            tag = sr_uuid
-        else:
             bad = [f for f in (info.features or []) if f in UNSHAREABLE_FEATURES]
             if bad:
                 raise ConfigError("image %s has features %s that dom0's kernel cannot share between "
                                   "hosts; disable them (rbd feature disable %s %s)"
                                   % (spec, ", ".join(bad), spec, " ".join(bad)), key="ConfigSCSIid")
+            if info.parent:
+                # its data is partly the parent snapshot's: never provably blank nor ours alone
+                raise ConfigError("image %s is a clone of %s; RBDSR needs a standalone image (rbd flatten %s)"
+                                  % (spec, info.parent, spec), key="ConfigSCSIid")
             tag = backend.get_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY)
-        was_mapped = t.attached
-        try:
+            if tag != sr_uuid:
+                imageguard.check_not_open(backend, cfg, self._own_client_addrs())
             t.attach(sr_uuid)
             t._attach_LUN_bySCSIid(cfg.image)
             state, vg = self._device_state()
+            # Blank, or our own VG from an earlier attempt of this same sr_create.
             ours = tag == sr_uuid and state == lvm_pv.PV and vg == self.vgname
             if state != lvm_pv.BLANK and not ours:
                 raise InUseError("refusing to create an SR on image %s: it holds %s; RBDSR only formats "
                                  "a blank image (choose another image, or wipe this one if its content "
                                  "is not needed)" % (spec, _describe(state, vg)))
             if tag != sr_uuid:
+                # The ends read blank; Ceph knows whether anything else was ever written.
+                imageguard.check_never_written(backend, cfg)
                 if tag:
-                    _log("image %s was tagged by SR %s but is blank; re-tagging" % (spec, tag))
+                    _log("image %s was tagged by SR %s but was never written; re-tagging" % (spec, tag))
                 backend.set_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY, sr_uuid)
             self._pathrefresh()
             shim.LVM_SR.create(self, sr_uuid, size)
             scsiutil.add_serial_record(self.session, self.sr_ref, self._devserial())
-        except BaseException:
+        except BaseException as e:
             self._unmap_after_failure(was_mapped)
+            if isinstance(e, (TimeoutError_, UnreachableError)):
+                # The cluster stopped answering: cleaning up in Ceph would only add
+                # timeouts. This SR's next sr_create takes over the image and its lock.
+                _log("Ceph did not answer; image %s and its creation lock are left for this SR's "
+                     "next sr_create" % spec)
+                raise
             if created:
                 try:
                     backend.remove_image(cfg.pool, cfg.namespace, cfg.image, sr_uuid)
                     _log("removed image %s created by the failed sr_create" % spec)
                 except Exception as e:  # noqa: BLE001
                     _log("could not remove image %s after the failed sr_create: %s" % (spec, e))
+            claim.release()
             raise
+        claim.release()
         if not was_mapped:
             t.detach(sr_uuid)
+
+    def _create_image_if_absent(self, backend, size):
+        """Create the image (layering only) when it does not exist; True when
+        this call created it (losing a creation race to another pool is not)."""
+        t = self.iscsi
+        cfg = t.cfg
+        spec = t.image_id().spec()
+        try:
+            backend.image_info(cfg.pool, cfg.namespace, cfg.image)
+            return False
+        except NotFoundError:
+            pass
+        nbytes = int(size) if size and int(size) > 0 else cfg.size
+        if not nbytes:
+            raise ConfigError("image %s does not exist; give its size (device-config size=, or "
+                              "physical-size) to create it" % spec, key="ConfigSCSIid")
+        if cfg.pool not in backend.list_pools():
+            # a CephFS or RGW pool is not ours to put an image in
+            raise ConfigError("pool %s is not an rbd pool (no rbd application); RBDSR creates images only "
+                              "in rbd pools" % cfg.pool, key="ConfigTargetIQNMissing")
+        try:
+            backend.create_image(cfg.pool, cfg.namespace, cfg.image, nbytes)
+        except CephError:
+            try:
+                backend.image_info(cfg.pool, cfg.namespace, cfg.image)
+            except NotFoundError:
+                raise
+            _log("image %s appeared while we created it (another sr_create?)" % spec)
+            return False
+        _log("created image %s (%d bytes, layering only)" % (spec, nbytes))
+        return True
+
+    def _own_client_addrs(self):
+        """Our kernel client's instance ("ip:port/nonce") when the image is mapped here."""
+        dev_id = krbd.find_mapped(self.iscsi.image_id())
+        addr = sysfs.client_addr(dev_id) if dev_id is not None else None
+        return [addr] if addr else []
 
     @sm_errors("attach")
     def attach(self, sr_uuid):
@@ -415,8 +489,8 @@ class RBDSR(shim.ISCSI_SR):
         try:
             self._map_our_image(sr_uuid)
             shim.LVM_SR.delete(self, sr_uuid)
-            # It carried our VG a moment ago: leave it blank so a new SR can use it.
-            self._wipe_lvm_leftovers()
+            # It carried our VG a moment ago: leave nothing of it for the next SR.
+            self._discard_image()
         except BaseException:
             self._unmap_after_failure(was_mapped)
             raise
@@ -425,18 +499,31 @@ class RBDSR(shim.ISCSI_SR):
             t.backend().remove_image(cfg.pool, cfg.namespace, cfg.image, sr_uuid)
             _log("removed image %s (delete_image=true)" % t.image_id().spec())
 
+    def _check_answering(self):
+        """SRUnavailable at once when our device has requests stuck in flight:
+        the cluster is not answering, and LVM would wait for them (up to the
+        map's osd_request_timeout) -- e.g. the scan sm runs after an attach
+        that failed on a dead cluster and left the device mapped."""
+        mapped = krbd.find_mapped(self.iscsi.image_id())
+        busy = devio.inflight(krbd.dev_path(mapped)) if mapped is not None else None
+        if busy:
+            raise xs_errors.XenError("SRUnavailable", opterr="image %s has %d requests in flight that Ceph "
+                                     "does not answer" % (self.iscsi.image_id().spec(), busy))
+
     @sm_errors("scan")
     def scan(self, sr_uuid):
         # sm also scans after a failed attach (SRCommand's finally): say so plainly
         if not self.iscsi.attached:
             raise xs_errors.XenError("SRUnavailable", opterr="image %s is not mapped on this host: "
                                      "the SR is not attached here" % self.iscsi.image_id().spec())
+        self._check_answering()
         self._refresh_once()
         shim.LVM_SR.scan(self, sr_uuid)
 
     @sm_errors("update")
     def update(self, sr_uuid):
         if self.iscsi.attached:
+            self._check_answering()
             self._refresh_once()
             if self.dconf.get("SRmaster") == "true" and not self.__dict__.get("_rbd_expanded") \
                     and lvutil._checkVG(self.vgname):
@@ -449,7 +536,7 @@ class RBDSR(shim.ISCSI_SR):
         t = self.iscsi
         was_mapped = t.attached
         try:
-            t.attach(self.uuid)
+            t.attach(self.uuid, read_only=not was_mapped)  # a look only: map read-only
         except NotFoundError:
             if not self._image_absent_from_pool():
                 raise
@@ -487,17 +574,18 @@ class RBDVDI(shim.ISCSI_VDI):
     """LVHD VDI whose HA config carries RBD device-config (no iSCSI fields)."""
 
     def generate_config(self, sr_uuid, vdi_uuid):
+        """The HA (attach-from-config) call: it must work without a XAPI session,
+        so it carries the cephx user and key resolved for this operation -- in
+        SSH mode the fetched least-privilege key, never the SSH login/password."""
         util.SMlog("RBDVDI.generate_config")
         if not lvutil._checkLV(self.path):
             raise xs_errors.XenError("VDIUnavailable")
-        dconf = dict(self.sr.dconf)
-        for key in ("localIQN", "device", "SRmaster", "multiSession"):
-            dconf.pop(key, None)
-        dconf["multipathing"] = self.sr.mpath
-        dconf["multipathhandle"] = self.sr.mpathhandle
-        if "chappassword_secret" in dconf:
-            # As sm does: the config must work without a XAPI session (HA start-up).
-            dconf["chappassword"] = util.get_secret(self.session, dconf.pop("chappassword_secret"))
+        try:
+            creds = self.sr.iscsi.credentials()
+        except RBDError as e:
+            raise xs_errors.XenError(e.key, opterr=_safe(str(e)))
+        dconf = rbd_credentials.ha_device_config(self.sr.dconf, creds, {
+            "multipathing": self.sr.mpath, "multipathhandle": self.sr.mpathhandle})
         config = {"device_config": dconf, "sr_uuid": sr_uuid, "vdi_uuid": vdi_uuid,
                   "command": "vdi_attach_from_config"}
         text = xmlrpc.client.dumps((config,), "vdi_attach_from_config")

@@ -103,11 +103,17 @@ def _under(root, path):
 def resolve_in_root(root, rel, max_hops=40):
     """Follow symlinks of `rel` as dom0 would, staying under `root`; the final
     relative path of a regular file (or of whatever is missing)."""
+    return symlink_chain(root, rel, max_hops)[-1]
+
+
+def symlink_chain(root, rel, max_hops=40):
+    """[rel, first target, ..., final path] of a chain of symlinks under `root`."""
     rel = rel.lstrip("/")
+    chain = [rel]
     for _ in range(max_hops):
         path = _under(root, rel)
         if not os.path.islink(path):
-            return rel
+            return chain
         target = os.readlink(path)
         if os.path.isabs(target):
             rel = os.path.normpath(target).lstrip("/")
@@ -115,6 +121,7 @@ def resolve_in_root(root, rel, max_hops=40):
             rel = os.path.normpath(os.path.join(os.path.dirname(rel), target))
         if rel.startswith(".."):
             raise ShapeError("/%s points outside the root" % rel)
+        chain.append(rel)
     raise ShapeError("/%s: too many levels of symlinks" % rel)
 
 
@@ -126,15 +133,18 @@ def detect_root(root):
     path = _under(root, LAUNCHER)
     if not os.path.lexists(path):
         raise ShapeError("/%s is missing: no sm storage manager under %s" % (LAUNCHER, root))
-    rel = resolve_in_root(root, LAUNCHER)
-    what = "/%s" % LAUNCHER + (" -> /%s" % rel if rel != LAUNCHER else "")
+    chain = symlink_chain(root, LAUNCHER)
+    rel = chain[-1]
+    what = "/%s" % LAUNCHER + "".join(" -> /%s" % r for r in chain[1:])
     if not os.path.isfile(_under(root, rel)):
         raise ShapeError("%s: not a file (unknown sm shape)" % what)
-    shape = _BY_FLAT_FILE.get(os.path.basename(rel))
-    if shape is not None:
-        if os.path.dirname(rel) != os.path.dirname(LAUNCHER):
+    # the flat driver's name in /opt/xensource/sm decides; that name may itself be a
+    # symlink to the real file elsewhere (which is then the file to hook)
+    named = [r for r in chain[1:] if os.path.basename(r) in _BY_FLAT_FILE]
+    if named:
+        if os.path.dirname(named[0]) != os.path.dirname(LAUNCHER):
             raise ShapeError("%s: outside %s (unknown sm shape)" % (what, FLAT_DIR))
-        return shape, rel, what
+        return _BY_FLAT_FILE[os.path.basename(named[0])], rel, what
     try:
         with open(_under(root, rel)) as f:
             text = f.read(65536)

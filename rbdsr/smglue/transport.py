@@ -1,25 +1,30 @@
-"""RBDTransport: what LVHDoISCSISR's code expects of its iSCSI session object
-(BaseISCSISR), done with a kernel RBD mapping.
+"""RBDTransport: the kernel RBD mapping RBDSR uses where sm's iSCSI driver
+uses its session object (BaseISCSISR), and the operation's one Credentials.
 
-"Logging in" is mapping the image (shared: no exclusive lock), the "LUN path"
-is the stable device path /dev/rbdsr/<pool>/<ns or ->/<image>, "logging out"
-is unmapping. The attributes sm reads exist with RBD meanings: target/port =
-first monitor, targetIQN = pool[/namespace], chapuser = cephx id, localIQN a
-fixed non-empty tag (HA's generate_config reads it). The cephx key stays in
-the config's Secret; chappassword holds that Secret object, never the text.
+Real sm reads nothing from it: every LVHDoISCSISR / LVMoISCSISR method that
+touches `self.iscsi` (create_iscsi_sessions, attach, detach, create, delete,
+probe, scan, check_sr, _LUNprint, print_LUNs_XML, _getSCSIid_from_LUN) is
+either overridden by RBDSR or only reached from one that is -- checked in all
+four trees of ../shared/sm. So it keeps only what RBDSR's own overrides call,
+named for what it does: attach = map the image (shared, no lock), detach =
+unmap, `_attach_LUN_bySCSIid` = check the mapped device is there (the names
+RBDSR's overrides of sm's methods call), `targetIQN` = pool[/namespace].
+
+Credentials are resolved once per operation (`credentials()`), in SSH mode
+through the SSH backend; the map, the librbd backend and the HA config all
+take that one object.
 
 No sm import here: logging goes through the `log` callable given by the driver.
 """
 import os
 import time
 
+from rbdsr import credentials as rbd_credentials
 from rbdsr import krbd, sysfs
 from rbdsr.bounded import run_bounded
-from rbdsr.config import format_addr
 from rbdsr.errors import ConfigError, MapError, RBDError
 from rbdsr.smglue import probexml
 
-LOCAL_IQN = "rbdsr"
 REFRESH_TIMEOUT = 30.0
 
 
@@ -37,22 +42,10 @@ class RBDTransport(object):
         self._log = log
         self._backend_opener = backend_opener
         self._backend = None
-        host, port = cfg.monitors[0]
-        self.target = host
-        self.port = port
-        self.targetlist = ",".join(format_addr(h, p) for h, p in cfg.monitors)
+        self._creds = None
         self.targetIQN = cfg.pool + ("/" + cfg.namespace if cfg.namespace else "")
-        self.localIQN = LOCAL_IQN
-        self.chapuser = cfg.cephx_id
-        self.chappassword = cfg.key if cfg.key is not None else ""
-        self.incoming_chapuser = ""
-        self.incoming_chappassword = ""
-        self.adapter = {}
-        self.address = format_addr(host, port)
-        self.LUNs = {}
         self.fsid = None
         self.mapped = None  # MappedDevice after attach
-        self.multihomed = False
 
     # -- identity and paths ------------------------------------------------
 
@@ -98,13 +91,27 @@ class RBDTransport(object):
 
     # -- administration (lazy: slaves attaching never need it) ---------------
 
+    def credentials(self):
+        """The operation's Credentials, resolved once (rbdsr.credentials)."""
+        if self._creds is None:
+            fetch = None
+            if self.cfg.auth_mode == "ssh":
+                def fetch():
+                    return self.backend().fetch_credentials()
+            t0 = time.time()
+            self._creds = rbd_credentials.resolve(self.cfg, fetch)
+            self._log("RBDSR: credentials of %s: %s, in %.2fs"
+                      % (self._creds.entity, self._creds.source, time.time() - t0))
+        return self._creds
+
     def backend(self):
         if self._backend is None:
             opener = self._backend_opener
             if opener is None:
                 from rbdsr.backends import open_backend as opener
             t0 = time.time()
-            self._backend = opener(self.cfg)
+            creds = None if self.cfg.auth_mode == "ssh" else self.credentials()
+            self._backend = opener(self.cfg, creds)
             self._log("RBDSR: connected to Ceph (%s backend) in %.2fs"
                       % (getattr(self._backend, "name", "?"), time.time() - t0))
         return self._backend
@@ -122,19 +129,21 @@ class RBDTransport(object):
             finally:
                 self._backend = None
 
-    # -- the BaseISCSISR surface ---------------------------------------------
+    # -- map / unmap ---------------------------------------------------------
 
-    def attach(self, sr_uuid):
+    def attach(self, sr_uuid, read_only=False):
         """Map the image (idempotent). Without an image (probe) there is nothing to map."""
         if not self.cfg.image:
             return
         t0 = time.time()
-        self.mapped = krbd.map_from_config(self.cfg, fsid=self.fsid)
+        self.mapped = krbd.map_from_config(self.cfg, self.credentials(), fsid=self.fsid, read_only=read_only,
+                                           log=self._log)
         self._log("RBDSR: %s mapped as %s (%s) in %.2fs"
                   % (self.image_id().spec(), self.mapped.dev_path, self.mapped.stable_path,
                      time.time() - t0))
 
     def _attach_LUN_bySCSIid(self, SCSIid):
+        """The mapped device of image `SCSIid` is there (mapping it when needed)."""
         if SCSIid != self.cfg.image:
             raise ConfigError("SCSIid %r is not the configured image %r" % (SCSIid, self.cfg.image),
                               key="ConfigSCSIid")
@@ -179,6 +188,3 @@ class RBDTransport(object):
         images = backend.list_images(self.cfg.pool, self.cfg.namespace)
         self._log("RBDSR: %d images in %s listed in %.2fs" % (len(images), self.targetIQN, time.time() - t0))
         return probexml.luns_from_images(images, fsid, self.cfg.pool, self.cfg.namespace)
-
-    def print_LUNs(self):
-        self.LUNs = dict((lun.SCSIid, lun) for lun in self.list_luns())

@@ -64,8 +64,8 @@ def test_cluster_facts(backend, ceph_cluster, pool):
 
 
 def test_credentials_are_the_given_key(backend, user):
-    cephx_id, key = backend.credentials()
-    assert cephx_id == user[0] and key.reveal() == user[1] and str(key) == "<secret>"
+    creds = backend.creds
+    assert creds.cephx_id == user[0] and creds.key.reveal() == user[1] and str(creds.key) == "<secret>"
 
 
 def test_pool_capacity_and_quota(backend, admin, pool):
@@ -197,7 +197,7 @@ def test_admin_keyring_path(ceph_cluster, pool):
     cfg = TargetConfig.from_dconf(kit.dconf(ceph_cluster, pool, ceph_cluster.admin_keyring_path))
     with open_backend(cfg) as b:
         assert b.fsid() == ceph_cluster.fsid
-        assert b.credentials()[1].reveal() == ceph_cluster.admin_key
+        assert b.creds.key.reveal() == ceph_cluster.admin_key
 
 
 def test_wrong_key_is_auth_error(ceph_cluster, pool, user):

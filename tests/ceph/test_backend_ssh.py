@@ -49,8 +49,8 @@ def ssh_backend(ceph_cluster, sshd, pool, cephx_id):  # noqa: F811
 @pytest.fixture(scope="module")
 def lib_backend(ceph_cluster, ssh_backend, pool):
     # librbd with the key the SSH backend fetched: the least-privilege key is enough
-    cephx_id, key = ssh_backend.credentials()
-    cfg = TargetConfig.from_dconf(kit.dconf(ceph_cluster, pool, key.reveal(), user=cephx_id))
+    creds = ssh_backend.fetch_credentials()
+    cfg = TargetConfig.from_dconf(kit.dconf(ceph_cluster, pool, creds.key.reveal(), user=creds.cephx_id))
     b = open_backend(cfg)
     yield b
     b.close()
@@ -71,13 +71,14 @@ def test_is_ssh(ssh_backend):
 
 
 def test_fetched_user_has_least_caps(ssh_backend, admin, pool, cephx_id):
-    got_id, key = ssh_backend.credentials()
-    assert got_id == cephx_id and str(key) == "<secret>"
+    creds = ssh_backend.fetch_credentials()
+    got_id, key = creds.cephx_id, creds.key
+    assert got_id == cephx_id and str(key) == "<secret>" and "SSH" in creds.source
     entry = kit.mon(admin, prefix="auth get", entity="client." + cephx_id)[0]
     assert entry["caps"] == {"mon": "profile rbd", "osd": "profile rbd pool=%s" % pool}
     assert entry["key"] == key.reveal()
     # asking again (existing user, same caps) returns the same key
-    assert ssh_backend.credentials()[1] == key
+    assert ssh_backend.fetch_credentials().key == key
 
 
 def test_cluster_answers_identical(ssh_backend, lib_backend, ceph_cluster, pool):
@@ -165,7 +166,7 @@ def test_unknown_cephx_user_without_create(ceph_cluster, sshd, pool):  # noqa: F
     cfg = TargetConfig.from_dconf(sshd.dconf(ceph_cluster, pool, cephx_id="h2-nobody"))
     with open_backend(cfg) as b:
         with pytest.raises(NotFoundError, match="does not exist: create it"):
-            b.credentials()
+            b.fetch_credentials()
 
 
 def test_known_hosts(ceph_cluster, sshd, pool, tmp_path):  # noqa: F811
@@ -246,7 +247,7 @@ def test_create_user_for_a_namespace(ceph_cluster, sshd, admin, pool):  # noqa: 
     cephx_id = "h2-ns-" + uuid.uuid4().hex[:4]
     d = sshd.dconf(ceph_cluster, "%s/%s" % (pool, ns), cephx_id=cephx_id, create_cephx_user="true")
     with open_backend(TargetConfig.from_dconf(d)) as b:
-        _, key = b.credentials()
+        key = b.fetch_credentials().key
     caps = kit.mon(admin, prefix="auth get", entity="client." + cephx_id)[0]["caps"]
     assert caps == {"mon": "profile rbd", "osd": "profile rbd pool=%s namespace=%s" % (pool, ns)}
     # that key works in its namespace and nowhere else in the pool
@@ -256,3 +257,27 @@ def test_create_user_for_a_namespace(ceph_cluster, sshd, admin, pool):  # noqa: 
         assert [i.name for i in lib.list_images(pool, ns)] == ["mine"]
         with pytest.raises(AuthError):
             lib.create_image(pool, "", "not-mine", 64 * MiB)
+
+
+@pytest.mark.parametrize("granted", [
+    ["mon", "allow *", "osd", "allow *"],                          # admin-like
+    ["mon", "profile rbd", "osd", "allow rwx"],
+    ["mon", "profile rbd", "osd", "profile rbd pool=some-other-pool"],
+])
+def test_user_with_more_than_least_privilege_is_refused(ceph_cluster, sshd, admin, pool, granted):  # noqa: F811
+    cephx_id = "h12-caps-" + uuid.uuid4().hex[:6]
+    entry = kit.mon(admin, prefix="auth get-or-create", entity="client." + cephx_id, caps=granted)
+    key = entry[0]["key"]
+    try:
+        # with create_cephx_user too: an existing user is never widened or trusted blindly
+        d = sshd.dconf(ceph_cluster, pool, cephx_id=cephx_id, create_cephx_user="true")
+        with open_backend(TargetConfig.from_dconf(d)) as b:
+            with pytest.raises(AuthError) as e:
+                b.fetch_credentials()
+        assert "refusing the key of client.%s" % cephx_id in str(e.value)
+        assert key not in str(e.value) and "profile rbd pool=%s" % pool in str(e.value)
+        # and its caps are as they were
+        assert kit.mon(admin, prefix="auth get", entity="client." + cephx_id)[0]["caps"] == \
+            dict(zip(granted[::2], granted[1::2]))
+    finally:
+        kit.mon(admin, prefix="auth rm", entity="client." + cephx_id)

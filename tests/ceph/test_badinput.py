@@ -74,7 +74,8 @@ def op_remove_no_owner(b, cfg):
 
 
 def op_creds(b, cfg):
-    return b.credentials()
+    from rbdsr.credentials import resolve
+    return resolve(cfg, getattr(b, "fetch_credentials", None))
 
 
 def direct(method, *args):

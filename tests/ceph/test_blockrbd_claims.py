@@ -19,9 +19,10 @@ import rbd
 
 from rbdsr.errors import InUseError, NotFoundError
 from rbdsr.hotplug import claims
+from rbdsr.credentials import from_keyring
 from rbdsr.hotplug.cluster import Cluster
-from rbdsr.hotplug.script import ensure_clone
-from rbdsr.hotplug.target import parse_target
+from rbdsr.hotplug.clone import ensure_clone
+from rbdsr.hotplug.target import ImageRef, parse_target
 from tests import fakexenstore
 from tests.dom0files import ROOT
 
@@ -39,7 +40,7 @@ class Host(object):
         self.name = name
 
     def connect(self):
-        return Cluster("admin", self.ceph.conf_path, self.ceph.admin_keyring_path, None, 30)
+        return Cluster(from_keyring("admin", self.ceph.admin_keyring_path), self.ceph.conf_path, None, 30)
 
     def _with_image(self, image, fn):
         with self.connect() as c:
@@ -55,7 +56,7 @@ class Host(object):
 
     def claim(self, image, write, vbd=VBD_A):
         return self._with_image(image, lambda c, img: claims.acquire(
-            img, c.rbd, "%s:%s" % (self.ceph.pool, image), write, self.cookie(vbd)))
+            img, c.rbd, ImageRef(self.ceph.pool, "", image), write, self.cookie(vbd)))
 
     def release(self, image, vbd=VBD_A):
         return self._with_image(image, lambda c, img: claims.release(img, c.rbd, self.cookie(vbd)))
@@ -242,7 +243,7 @@ def test_clone_from_golden_snapshot(image, hosts, ceph_cluster):
             parent = img.get_parent_image_spec()
             assert (parent["pool_name"], parent["image_name"], parent["snap_name"]) == (
                 ceph_cluster.pool, image, "base")
-        assert log.lines == ["created %s:%s as a clone of %s:%s@base" % (ceph_cluster.pool, child,
+        assert log.lines == ["created %s/%s as a clone of %s/%s@base" % (ceph_cluster.pool, child,
                                                                          ceph_cluster.pool, image)]
         missing = parse_target("rbd:%s:%s-x,clone-from=%s:%s@nosnap" % (ceph_cluster.pool, child,
                                                                          ceph_cluster.pool, image))
@@ -307,7 +308,7 @@ def test_script_add_refused_when_another_host_writes(image, hosts, tmp_path, cep
     assert p.returncode == 1, p.stderr
     assert st[VBD_B + "/hotplug-status"] == "error"
     err = st[VBD_B + "/hotplug-error"]
-    assert "add failed: %s:%s is claimed by host xen-a (vbd %s) for writing" % (ceph_cluster.pool, image, VBD_A) \
+    assert "add failed: %s/%s is claimed by host xen-a (vbd %s) for writing" % (ceph_cluster.pool, image, VBD_A) \
         in err
     assert VBD_B + "/physical-device" not in st
     assert ceph_cluster.admin_key not in err + p.stderr
@@ -325,7 +326,7 @@ def test_script_add_releases_its_claim_when_the_map_fails(image, hosts, tmp_path
     assert p.returncode == 1
     err = b.store()[VBD_B + "/hotplug-error"]
     assert "rbd" in err and "module" in err, err
-    assert "claimed %s:%s for writing" % (ceph_cluster.pool, image) in p.stderr
+    assert "claimed %s/%s for writing" % (ceph_cluster.pool, image) in p.stderr
     assert a.claims(image) == [], p.stderr
     assert ceph_cluster.admin_key not in err + p.stderr
 
@@ -383,7 +384,7 @@ def test_script_with_mon_and_keyring_options_only(image, hosts, tmp_path, ceph_c
                                                        ceph_cluster.admin_keyring_path)
     p = me.run("claims", target)
     assert p.returncode == 0, p.stderr
-    assert p.stdout == "%s:%s: host xen-a (vbd %s) for writing, client %s at %s\n" % (
+    assert p.stdout == "%s/%s: host xen-a (vbd %s) for writing, client %s at %s\n" % (
         ceph_cluster.pool, image, VBD_A, a.claims(image)[0].client, a.claims(image)[0].address)
 
 
@@ -403,4 +404,4 @@ def test_script_missing_image_is_a_clear_error(tmp_path, ceph_cluster):
     p = b.run("add", env={"XENBUS_PATH": VBD_B})
     assert p.returncode == 1
     err = b.store()[VBD_B + "/hotplug-error"]
-    assert "add failed: image %s:no-such-image-" % ceph_cluster.pool in err and "does not exist" in err
+    assert "add failed: image %s/no-such-image-" % ceph_cluster.pool in err and "does not exist" in err

@@ -16,6 +16,7 @@ import pytest
 from rbdsr.backends import open_backend
 from rbdsr.backends.base import OWNER_META_KEY
 from rbdsr.config import TargetConfig
+from rbdsr.credentials import resolve
 from rbdsr.errors import RBDError
 from tests.ceph import backendkit as kit
 from tests.sshd import sshd  # noqa: F401  (fixture)
@@ -103,12 +104,16 @@ def files_containing(needles, since, skip):
     return found
 
 
+# the remote `ceph auth get client.X` that returns the fetched key (argv is NUL-separated)
+AUTH_GET = "auth\x00get\x00client."
+
+
 def exercise(b, pool, name, errors):
     b.fsid()
     b.monitors()
     b.list_pools()
     b.pool_capacity(pool)
-    b.credentials()
+    resolve(b.cfg, getattr(b, "fetch_credentials", None))
     b.create_image(pool, "", name, 64 * MiB)
     b.list_images(pool)
     b.image_info(pool, "", name)
@@ -136,7 +141,7 @@ def test_no_secret_leaks(ceph_cluster, sshd, env, caplog, tmp_path):  # noqa: F8
     canary = "h2-canary-" + uuid.uuid4().hex  # positive control: a value that IS put on a command line
 
     caplog.set_level(logging.DEBUG)  # everything, paramiko included
-    scanner = ProcScanner(needles + [canary], ["get-or-create-key", "image-meta"], str(tmp_path / "stop"))
+    scanner = ProcScanner(needles + [canary], [AUTH_GET, "image-meta"], str(tmp_path / "stop"))
     errors = []
     try:
         subprocess.run(["sh", "-c", "sleep 0.3; : " + canary], timeout=10)
@@ -146,7 +151,7 @@ def test_no_secret_leaks(ceph_cluster, sshd, env, caplog, tmp_path):  # noqa: F8
             d = sshd.dconf(ceph_cluster, pool, cephx_id=ssh_id, create_cephx_user="true")
             with open_backend(TargetConfig.from_dconf(d)) as b:
                 exercise(b, pool, "leak-ssh-%d" % round_, errors)
-                assert b.credentials()[1].reveal() == ssh_key
+                assert b.fetch_credentials().key.reveal() == ssh_key
             # failing logins too
             for bad in (dict(d, chappassword=sshd.password + "x"), dict(d, ssh_host_key="SHA256:" + "C" * 43)):
                 try:
@@ -162,7 +167,7 @@ def test_no_secret_leaks(ceph_cluster, sshd, env, caplog, tmp_path):  # noqa: F8
 
     assert scan["scans"] > 10
     # the scanner did catch the short-lived remote CLI processes, so it would have seen a key there
-    assert {"get-or-create-key", "image-meta"} <= set(scan["seen"]), scan["seen"]
+    assert {AUTH_GET, "image-meta"} <= set(scan["seen"]), scan["seen"]
     assert [h for h in scan["hits"] if canary in h[2]], "the scanner missed the canary"
     assert [h for h in scan["hits"] if canary not in h[2]] == []
     assert len(errors) >= 9

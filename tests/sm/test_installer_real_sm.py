@@ -103,3 +103,25 @@ def test_sm_update_across_the_lvhd_to_lvm_rename(tmpdir):
     sm_dir = "opt/xensource/sm"
     assert smtrees.diff_states(smtrees.tree_state(os.path.join(reference, sm_dir)),
                                smtrees.tree_state(os.path.join(root, sm_dir))) == []
+
+
+def test_a_hooked_file_behind_a_symlink_stays_a_symlink(sm_source, env):
+    """The hooked .py itself a symlink (/opt/xensource/sm/LVMoISCSISR.py ->
+    /usr/lib/sm/LVMoISCSISR.py): only the real file changes, byte-exactly back."""
+    root, lay = env
+    hooked = lay.hook_files[0]
+    real = "usr/lib/sm-real/" + os.path.basename(hooked)
+    os.makedirs(os.path.join(root, os.path.dirname(real)))
+    os.rename(os.path.join(root, hooked), os.path.join(root, real))
+    os.symlink("/" + real, os.path.join(root, hooked))
+    assert layout.detect(root, hook.load_spec()).hook_files == [real]
+    before = smtrees.tree_state(root)
+    rc, out = _cli(["enable"], root)
+    assert rc == 0, out
+    after = smtrees.tree_state(root)
+    assert after[hooked] == before[hooked] == ("link", "/" + real, 0)
+    assert smtrees.read(root, real).count(b"# RBDSR-HOOK-BEGIN") == 1
+    assert _cli(["check"], root)[0] == 0
+    rc, out = _cli(["disable"], root)
+    assert rc == 0, out
+    assert smtrees.diff_states(before, smtrees.tree_state(root)) == []

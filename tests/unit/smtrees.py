@@ -235,7 +235,8 @@ def _write(root, rel, text, mode=0o644):
 
 def build_tree(root, layout="flat", driver_text=None):
     """A fake dom0 under root with `layout` ('flat' or 'package')."""
-    for d in ("var/lib", "usr/lib", "etc/modules-load.d", "usr/lib64/python3.6/site-packages", "sys/bus"):
+    for d in ("var/lib", "usr/lib", "usr/sbin", "etc/modules-load.d", "etc/udev/rules.d", "etc/systemd/system",
+              "usr/lib64/python3.6/site-packages", "sys/bus"):
         os.makedirs(os.path.join(root, d))
     _write(root, "etc/xensource-inventory", _INVENTORY[layout])
     _write(root, "etc/lvm/lvm.conf", _LVM_CONF % "XenStorage")
@@ -257,7 +258,21 @@ def build_tree(root, layout="flat", driver_text=None):
             os.symlink("/usr/libexec/sm/drivers/" + name, os.path.join(root, "opt/xensource/sm", name))
     else:
         raise ValueError(layout)
+    set_mtimes(root)
     return root
+
+
+PACKAGE_MTIME = 1700000000  # files a package installed carry its build time, not "now"
+
+
+def set_mtimes(root, when=PACKAGE_MTIME):
+    """Give every file under root the same mtime, as a package install does (the
+    manifest records originals' mtimes: two trees built apart must compare equal)."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.utime(path, (when, when))
 
 
 def make_release(dest, version="1.0.0"):
@@ -272,6 +287,7 @@ def make_release(dest, version="1.0.0"):
         "rbdsr/test_y.py": "assert False, 'tests are not installed'\n",
         "lvm_helpers/__init__.py": "",
         "lvm_helpers/notes.txt": "not a .py: not installed\n",
+        "bin/rbdsr": "#!/usr/bin/python3\nfrom rbdsr.admin.cli import main\nmain()\n",
     }
     for rel, text in files.items():
         _write(dest, rel, text)

@@ -125,7 +125,7 @@ def test_add_without_mode(env):
 
 def test_add_snapshot_read_write_is_refused(env):
     env.vbd(env.target("rbd:xen:golden@base"), "w")
-    assert_failed(env, env.run("add"), "xen:golden@base is a snapshot, which is read-only: attach it with access=ro")
+    assert_failed(env, env.run("add"), "xen/golden@base is a snapshot, which is read-only: attach it with access=ro")
 
 
 def test_add_without_monitors(env):

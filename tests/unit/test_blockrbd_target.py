@@ -2,7 +2,7 @@
 import pytest
 
 from rbdsr.errors import ConfigError
-from rbdsr.hotplug.target import DEFAULT_CONF, HEAD, ImageRef, parse_mode, parse_target
+from rbdsr.hotplug.target import DEFAULT_CONF, HEAD, ImageRef, parse_mode, parse_target, target_spec
 
 
 @pytest.mark.parametrize("text, pool, ns, image, snap", [
@@ -106,7 +106,9 @@ def test_error_quotes_value_safely():
 
 def test_spec_round_trip():
     for text in ("xen:vm", "xen/ns:vm", "xen/ns:vm@snap"):
-        assert parse_target(text).ref.spec() == text
+        ref = parse_target(text).ref
+        assert target_spec(ref) == text  # command hints name it as block-rbd takes it
+        assert ref.spec() == text.replace(":", "/")  # messages: the one image spelling
 
 
 @pytest.mark.parametrize("text, write, check", [

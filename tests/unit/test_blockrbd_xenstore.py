@@ -82,7 +82,7 @@ def test_hanging_tool_times_out(tmp_path, monkeypatch):
 
 
 def test_other_users_of_a_device(xs):
-    from rbdsr.hotplug.script import other_users
+    from rbdsr.hotplug.vbd import other_users
     root = "/local/domain/0/backend/vbd"
     xs.write((root + "/7/51712/physical-device", "fc:0"), (root + "/8/51712/physical-device", "fc:0"),
              (root + "/8/51728/physical-device", "fc:10"), (root + "/9/51712/params", "x:y"))

@@ -2,7 +2,9 @@
 error key and message; nothing raises anything but ConfigError."""
 import pytest
 
-from rbdsr.config import CONFIG_KEYS, TargetConfig, parse_monitors, parse_size, resolve_host
+from rbdsr.config import CONFIG_KEYS, TargetConfig, parse_monitors, parse_size
+from rbdsr.credentials import resolve
+from rbdsr.monaddr import resolve_host
 from rbdsr.errors import ConfigError, RBDError
 from rbdsr.secret import Secret, make_cephx_key
 
@@ -80,7 +82,8 @@ def test_keyring_read_via_cfg(tmp_path):
     p = tmp_path / "kr"
     p.write_text("[client.xen]\n  key = %s\n" % KEY)
     cfg = TargetConfig.from_dconf(base(chappassword=None, keyring=str(p)))
-    assert cfg.cephx_secret().reveal() == KEY
+    creds = resolve(cfg)
+    assert creds.key.reveal() == KEY and creds.source == "keyring %s" % p
 
 
 def test_secret_reader():

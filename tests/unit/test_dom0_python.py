@@ -55,7 +55,7 @@ def _import_in_fresh_interpreter(module, extra_path):
 
 # Modules that need the Ceph Python bindings, which Debian builds for its own
 # python3 only (on dom0 they are optional: open_backend() says what is missing).
-NEEDS_RADOS = ("rbdsr.backends.librbd",)
+NEEDS_RADOS = ("rbdsr.backends.librbd", "rbdsr.admin.ops")
 
 
 def _have_rados():

@@ -136,3 +136,25 @@ def test_bad_device_config_through_the_entry_point(tree, what, changes, code, co
     assert r.stderr == ""  # nothing printed for a wizard step: the input was refused first
     assert KEY not in r.smlog + r.stdout + r.stderr
     assert "device-config" in r.fault_string or code == 20
+
+
+# A cephx key pasted into the wrong wizard field (a key whose base64 has no '/'
+# passes the name characters check, so it must be refused for its shape).
+MISPLACED = next(k for k in (make_cephx_key(bytes([i]) * 16) for i in range(1, 256)) if "/" not in k)
+
+
+@pytest.mark.parametrize("field", ["target", "targetIQN", "SCSIid", "chapuser"])
+@pytest.mark.parametrize("command", ["sr_probe", "sr_attach"])
+def test_key_in_the_wrong_field_is_never_echoed(tree, field, command):
+    sr_uuid = h.new_uuid()
+    dconf = _dconf({field: MISPLACED})
+    refs = tree.seed(sr_uuid=sr_uuid, device_config=dconf)
+    call = h.method_call(command, dict(dconf, SRmaster="true"), sr_uuid=sr_uuid if command != "sr_probe" else None,
+                         sr_ref=refs["sr"] if command != "sr_probe" else None, host_ref=refs["hosts"][0])
+    r = tree.run(call)
+    assert r.fault_code is not None and "Traceback" not in r.stdout + r.stderr, r
+    assert MISPLACED not in r.fault_string + r.stdout + r.stderr
+    # sm's SRCommand logs the call's parameters itself (masking only chappassword):
+    # that line is sm's; no RBDSR line may quote the key
+    ours = [ln for ln in r.smlog.splitlines() if "RBDSR" in ln]
+    assert ours and not [ln for ln in ours if MISPLACED in ln], ours

@@ -26,8 +26,11 @@ def test_enable_check_disable_round_trip_is_byte_identical(tmpdir, layout):
     assert read(root, "usr/lib/rbdsr/RBDSR.py").startswith(b"#!/usr/bin/python3")
     assert read(root, "usr/lib/python3.6/site-packages/rbdsr.pth") == b"/usr/lib/rbdsr\n"
     assert read(root, "etc/modules-load.d/rbdsr.conf") == b"rbd\n"
-    for conf in ("etc/lvm/lvm.conf", "etc/lvm/master/lvm.conf"):
-        assert b'"rbd", 1024' in read(root, conf)
+    after = smtrees.tree_state(root)
+    for d in ("etc/lvm", "etc/lvm/master"):  # lvm.conf untouched, rbd in lvmlocal.conf
+        assert after[d + "/lvm.conf"] == before[d + "/lvm.conf"]
+        assert b'"rbd", 1024' in read(root, d + "/lvmlocal.conf")
+    assert b"disk/by-id/rbd-" in read(root, "etc/udev/rules.d/65-rbdsr.rules")
     # tests and non-.py files of the release are not installed
     assert not os.path.exists(os.path.join(root, "usr/lib/rbdsr/rbdsr/tests"))
     assert not os.path.exists(os.path.join(root, "usr/lib/rbdsr/rbdsr/test_y.py"))
@@ -110,12 +113,12 @@ def test_check_lists_every_missing_piece(tmpdir):
     os.unlink(os.path.join(root, "etc/modules-load.d/rbdsr.conf"))
     with open(os.path.join(root, "usr/lib/rbdsr/rbdsr/__init__.py"), "a") as f:
         f.write("# edited\n")
-    shutil.copy(os.path.join(root, "var/lib/rbdsr/backup/etc/lvm/master/lvm.conf"),
-                os.path.join(root, "etc/lvm/master/lvm.conf"))
+    os.unlink(os.path.join(root, "etc/lvm/master/lvmlocal.conf"))  # as an lvm2 update might
     rc, out = run_cli(["check"], root, release)
     assert rc == 1
     assert "rbdsr/__init__.py (under %s) modified" % root in out
-    assert "no rbd device type in /etc/lvm/master/lvm.conf" in out
+    assert ("LVM with LVM_SYSTEM_DIR=/etc/lvm/master (under %s) would not see RBD devices: devices/types" % root
+            in out)
     assert "rbd is not loaded at boot" in out
     assert "3 problem(s)" in out
 
@@ -244,7 +247,6 @@ def test_uninstall_leaves_an_unmarked_rbd_entry_alone(tmpdir):
     shutil.rmtree(os.path.join(root, "var/lib/rbdsr"))
     rc, out = run_cli(["uninstall"], root, release)
     assert rc == 0, out
-    assert "accepts rbd devices without RBDSR's markers: left as is" in out
     # lvm.conf untouched throughout; master/lvm.conf's marked entry removed byte-exactly
     assert smtrees.diff_states(before, smtrees.tree_state(root)) == []
 
@@ -395,4 +397,17 @@ def test_disable_leaves_a_file_with_broken_markers_and_keeps_the_record(tmpdir):
         f.write(smtrees.flat_driver_text())
     rc, out = run_cli(["disable"], root, release)
     assert rc == 0, out
+    assert smtrees.diff_states(before, smtrees.tree_state(root)) == []
+
+
+def test_admin_command_installed_on_path_and_removed(tmpdir):
+    root, release = make_env(tmpdir, "flat")
+    before = smtrees.tree_state(root)
+    assert run_cli(["enable"], root, release)[0] == 0
+    path = os.path.join(root, "usr/sbin/rbdsr")
+    assert read(root, "usr/sbin/rbdsr") == read(release, "bin/rbdsr")
+    assert os.stat(path).st_mode & 0o777 == 0o755
+    assert run_cli(["check"], root, release)[0] == 0
+    assert run_cli(["disable"], root, release)[0] == 0
+    assert not os.path.exists(path)
     assert smtrees.diff_states(before, smtrees.tree_state(root)) == []

@@ -97,9 +97,10 @@ def test_flat_layout_without_site_packages_creates_and_removes_it(tmpdir):
 
 
 def test_monitor_parsing():
-    assert system.parse_monitors("10.0.0.1,10.0.0.2:3300") == [("10.0.0.1", 6789), ("10.0.0.2", 3300)]
-    assert system.parse_monitors("[v2:10.0.0.1:3300/0,v1:10.0.0.1:6789/0]") == \
-        [("10.0.0.1", 3300), ("10.0.0.1", 6789)]
+    # the kernel client's view (rbdsr.monaddr): v1 monitors only
+    assert system.parse_monitors("10.0.0.1,10.0.0.2:3300,10.0.0.3:6790") == [("10.0.0.1", 6789), ("10.0.0.3", 6790)]
+    assert system.parse_monitors("[v2:10.0.0.1:3300/0,v1:10.0.0.1:6789/0]") == [("10.0.0.1", 6789)]
+    assert system.parse_monitors("not a monitor!") == []
     assert system.parse_monitors("[::1]:6789") == [("::1", 6789)]
     assert system.parse_monitors("") == []
     assert system.tcp_reachable("127.0.0.1", 0) == "bad port"

@@ -7,10 +7,12 @@ import pytest
 from rbdsr import krbd
 from rbdsr.bounded import run_bounded
 from rbdsr.hostlock import HostLock
-from rbdsr.errors import ConfigError, TimeoutError_
+from rbdsr.errors import ConfigError, RBDError, TimeoutError_
 from rbdsr.secret import Secret, make_cephx_key
 
 KEY = make_cephx_key(bytes(range(16)))
+FSID = "0b6f5b0e-1c4e-4f4e-9a53-5d3c1b2a9f10"
+FSID2 = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 
 
 def test_keyring_options_never_hold_the_key():
@@ -25,9 +27,9 @@ def test_secret_fallback_puts_the_key_inline():
 
 
 def test_read_only_namespace_fsid_and_extra():
-    opts = krbd.build_options("admin", 5, read_only=True, fsid="ab-cd", namespace="ns1",
+    opts = krbd.build_options("admin", 5, read_only=True, fsid="0b6f5b0e-1c4e-4f4e-9a53-5d3c1b2a9f10", namespace="ns1",
                               key=None, extra=["queue_depth=128"])
-    assert opts.split(",") == ["name=admin", "mount_timeout=5", "fsid=ab-cd", "_pool_ns=ns1", "ro",
+    assert opts.split(",") == ["name=admin", "mount_timeout=5", "fsid=0b6f5b0e-1c4e-4f4e-9a53-5d3c1b2a9f10", "_pool_ns=ns1", "ro",
                                "queue_depth=128"]
 
 
@@ -44,8 +46,8 @@ def test_bad_cephx_id(cephx_id):
 
 
 def test_add_string_head_and_snap():
-    head = krbd.ImageId("f", "rbd", "", "vm1")
-    snap = krbd.ImageId("f", "rbd", "", "vm1", "s1")
+    head = krbd.ImageId(FSID, "rbd", "", "vm1")
+    snap = krbd.ImageId(FSID, "rbd", "", "vm1", "s1")
     assert krbd.build_add_string("1.2.3.4:6789", "name=a", head) == "1.2.3.4:6789 name=a rbd vm1"
     assert krbd.build_add_string("1.2.3.4:6789", "name=a", snap) == "1.2.3.4:6789 name=a rbd vm1 s1"
 
@@ -56,15 +58,15 @@ def test_add_string_head_and_snap():
 ])
 def test_names_that_cannot_be_mapped(pool, ns, image, snap):
     with pytest.raises(ConfigError):
-        krbd.validate(krbd.ImageId("f", pool, ns, image, snap))
+        krbd.validate(krbd.ImageId(FSID, pool, ns, image, snap))
 
 
 def test_stable_path_layout_is_unambiguous():
-    assert krbd.stable_path(krbd.ImageId("f", "rbd", "", "vm1")) == "/dev/rbdsr/rbd/-/vm1"
-    assert krbd.stable_path(krbd.ImageId("f", "rbd", "ns", "vm1")) == "/dev/rbdsr/rbd/ns/vm1"
-    assert krbd.stable_path(krbd.ImageId("f", "rbd", "", "vm1", "s")) == "/dev/rbdsr/rbd/-/vm1@s"
+    assert krbd.stable_path(krbd.ImageId(FSID, "rbd", "", "vm1")) == "/dev/disk/by-id/rbdsr/rbd/-/vm1"
+    assert krbd.stable_path(krbd.ImageId(FSID, "rbd", "ns", "vm1")) == "/dev/disk/by-id/rbdsr/rbd/ns/vm1"
+    assert krbd.stable_path(krbd.ImageId(FSID, "rbd", "", "vm1", "s")) == "/dev/disk/by-id/rbdsr/rbd/-/vm1@s"
     # The fsid is not part of the path: every host of a pool gets the same one.
-    assert krbd.stable_path(krbd.ImageId("a", "p", "", "i")) == krbd.stable_path(krbd.ImageId("b", "p", "", "i"))
+    assert krbd.stable_path(krbd.ImageId(FSID, "p", "", "i")) == krbd.stable_path(krbd.ImageId(FSID2, "p", "", "i"))
 
 
 def test_image_id_normalises():
@@ -75,8 +77,8 @@ def test_image_id_normalises():
 
 
 def test_resolve_ip_literals_and_ports():
-    assert krbd.resolve_monitors([("10.0.0.1", 6789), ("10.0.0.2", 3300)]) == "10.0.0.1:6789,10.0.0.2:3300"
-    assert krbd.resolve_monitors(["10.0.0.1", "10.0.0.1:6789", "[::1]:6790", "fe80::1"]) == \
+    assert krbd.resolve_monitors([("10.0.0.1", 6789), ("10.0.0.2", 6790)]) == "10.0.0.1:6789,10.0.0.2:6790"
+    assert krbd.resolve_monitors(["10.0.0.1", "10.0.0.1:6789", "[::1]:6790", "[fe80::1]"]) == \
         "10.0.0.1:6789,[::1]:6790,[fe80::1]:6789"
 
 
@@ -98,14 +100,17 @@ def test_slow_resolution_is_bounded():
         time.sleep(5)
 
     t0 = time.monotonic()
-    with pytest.raises(ConfigError) as e:
+    with pytest.raises(RBDError) as e:
         krbd.resolve_monitors(["slow.example"], timeout=0.3, resolver=slow)
     assert time.monotonic() - t0 < 2
     assert e.value.key == "DNSError"
 
 
-@pytest.mark.parametrize("mons,key", [([], "ConfigTargetMissing"), ([("10.0.0.1", 0)], "ISCSIPort"),
-                                      (["10.0.0.1:70000"], "ISCSIPort")])
+@pytest.mark.parametrize("mons,key", [([], "ConfigTargetMissing"), ([("10.0.0.1", 0)], "ConfigTargetMissing"),
+                                      (["10.0.0.1:70000"], "ConfigTargetMissing"),
+                                      (["10.0.0.1:3300"], "ConfigTargetMissing"),
+                                      (["[fe80::1%eth0 ro]"], "ConfigTargetMissing"),
+                                      ([("fe80::1%eth0 ro", 6789)], "ConfigTargetMissing")])
 def test_bad_monitor_lists(mons, key):
     with pytest.raises(ConfigError) as e:
         krbd.resolve_monitors(mons)
@@ -130,3 +135,36 @@ def test_host_lock_is_exclusive_and_bounded(tmp_path):
         assert time.monotonic() - t0 < 2
     with HostLock(path, 0.3):
         pass
+
+
+# -- the add line is checked where it is built, whatever the caller validated
+
+@pytest.mark.parametrize("ns", ["a,b", "a=b", "a b", "a\tb"])
+def test_namespace_that_would_break_the_option_list_is_refused(ns):
+    with pytest.raises(ConfigError):
+        krbd.build_options("admin", 5, namespace=ns)
+    with pytest.raises(ConfigError):
+        krbd.validate(krbd.ImageId(FSID, "rbd", ns, "img"))
+
+
+@pytest.mark.parametrize("fsid", ["ab-cd", "x" * 36, FSID + ",ro", FSID + " x", "not a uuid at all"])
+def test_unvalidated_fsid_is_refused(fsid):
+    with pytest.raises(ConfigError):
+        krbd.build_options("admin", 5, fsid=fsid)
+    with pytest.raises(ConfigError):
+        krbd.build_add_string("1.2.3.4:6789", "name=a", krbd.ImageId(None, "rbd", "", "img")._replace(fsid=fsid))
+
+
+def test_scope_id_cannot_put_a_space_in_the_line():
+    # Python >= 3.9 parses "fe80::1%eth0 ro" as an IPv6 address with a scope id
+    with pytest.raises(ConfigError):
+        krbd.resolve_monitors(["[fe80::1%eth0 ro]:6789"])
+    with pytest.raises(ConfigError):
+        krbd.build_add_string("[fe80::1%eth0 ro]:6789", "name=a", krbd.ImageId(FSID, "rbd", "", "img"))
+
+
+def test_add_line_never_shows_the_inline_key():
+    opts = krbd.build_options("admin", 5, key=Secret(KEY), use_keyring=False)
+    with pytest.raises(ConfigError) as e:
+        krbd.build_add_string("1.2.3.4:6789 x", opts, krbd.ImageId(FSID, "rbd", "", "img"))
+    assert KEY not in str(e.value)

@@ -59,7 +59,7 @@ def test_stock_gets_entry_inside_devices_with_its_indent():
 
 def test_existing_types_are_extended_and_the_original_kept_disabled():
     added = lvmconf.add_rbd_types(ACTIVE_TYPES)
-    assert 'types = [ "fd", 16,\n              "nvme", 64, "rbd", 1024 ]' in added
+    assert '    types = [ "fd", 16, "nvme", 64, "rbd", 1024 ]\n' in added
     assert "#RBDSR-DISABLED#     types = [ \"fd\", 16,\n" in added
     # The filter string with '#', '{' and '[' inside quotes did not confuse the parser.
     assert 'filter = [ "a|#{[|" ]' in added

@@ -113,3 +113,26 @@ def test_read_keyring_bad_key_not_echoed(tmp_path):
         read_keyring(str(path), "client.admin")
     assert "not a valid cephx key" in str(e.value)
     assert "notakey-but-secret" not in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "char-device"])
+def test_read_keyring_refuses_what_is_not_a_regular_file(tmp_path, kind):
+    # a FIFO used to block open() for ever; /dev/zero and directories are no keyrings either
+    if kind == "fifo":
+        path = str(tmp_path / "fifo")
+        os.mkfifo(path)
+    elif kind == "directory":
+        path = str(tmp_path)
+    else:
+        path = "/dev/zero"
+    with pytest.raises(ConfigError) as e:
+        read_keyring(path, "client.admin")
+    assert path in str(e.value)
+
+
+def test_read_keyring_follows_a_symlink_to_a_regular_file(tmp_path):
+    real = tmp_path / "real"
+    real.write_text(KEYRING)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    assert read_keyring(str(link), "client.admin").reveal() == KEY

@@ -68,6 +68,8 @@ class Ceph(object):
         self.mon_addr = _get(cluster, "mon_addr")
         self.keyring = _get(cluster, "admin_keyring")
         self.key = read_keyring(self.keyring, "client.admin")
+        from rbdsr.credentials import Credentials
+        self.creds = Credentials("admin", self.key, "the test cluster's admin keyring")
         self.rados = rados.Rados(conffile=_get(cluster, "conf"), conf={"keyring": self.keyring},
                                  rados_id="admin")
         self.rados.connect(timeout=30)

@@ -279,7 +279,7 @@ def test_create_refuses_an_image_holding_another_vg(tree, ceph):
     image = new_image(ceph, "othervg")
     ceph.create(image, 128 * MIB)
     iid = krbd.ImageId(ceph.fsid, ceph.pool, "", image)
-    dev = krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=60)
+    dev = krbd.map_image(iid, [ceph.mon_addr], ceph.creds, timeout=60)
     try:
         lvm(["pvcreate", "-y", dev.stable_path])
         lvm(["vgcreate", "-y", "h5_other", dev.stable_path])

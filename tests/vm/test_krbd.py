@@ -8,6 +8,7 @@ import time
 import pytest
 
 from rbdsr import krbd, sysfs
+from rbdsr.credentials import Credentials
 from rbdsr.errors import AuthError, InUseError, NotFoundError
 from rbdsr.secret import Secret, make_cephx_key
 
@@ -40,7 +41,7 @@ def images(ceph):
 
 
 def _map(ceph, image_id, **kw):
-    return krbd.map_image(image_id, [ceph.mon_addr], "admin", ceph.key, timeout=TIMEOUT, **kw)
+    return krbd.map_image(image_id, [ceph.mon_addr], ceph.creds, timeout=TIMEOUT, **kw)
 
 
 def _sysfs_files(dev_id):
@@ -66,7 +67,7 @@ def test_map_with_keyring_and_unmap(ceph, images):
     st = os.stat(dev.dev_path)
     assert stat.S_ISBLK(st.st_mode)
     assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == sysfs.block_devnum(dev.dev_id)
-    assert dev.stable_path == "/dev/rbdsr/%s/-/krbd-basic" % ceph.pool
+    assert dev.stable_path == "/dev/disk/by-id/rbdsr/%s/-/krbd-basic" % ceph.pool
     assert os.path.realpath(dev.stable_path) == dev.dev_path
     info = [i for i in sysfs.list_mapped() if i.dev_id == dev.dev_id][0]
     assert (info.fsid, info.pool, info.namespace, info.image, info.snap) == \
@@ -239,7 +240,7 @@ def test_wrong_key_is_an_auth_error(ceph, images):
     bad = Secret(make_cephx_key(os.urandom(16)))
     t0 = time.monotonic()
     with pytest.raises(AuthError) as e:
-        krbd.map_image(iid, [ceph.mon_addr], "admin", bad, timeout=30)
+        krbd.map_image(iid, [ceph.mon_addr], Credentials("admin", bad, "test"), timeout=30)
     assert time.monotonic() - t0 < 35
     assert bad.reveal() not in str(e.value)
     assert krbd.find_mapped(iid) is None
@@ -255,7 +256,7 @@ def test_missing_image_is_not_found(ceph):
 def test_monitor_hostname_is_resolved(ceph, images):
     iid = images("krbd-hostname")
     port = int(ceph.mon_addr.rsplit(":", 1)[1])
-    dev = krbd.map_image(iid, [("localhost", port)], "admin", ceph.key, timeout=TIMEOUT)
+    dev = krbd.map_image(iid, [("localhost", port)], ceph.creds, timeout=TIMEOUT)
     assert krbd.find_mapped(iid) == dev.dev_id
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from krbd_helpers import MIB, Ceph, pattern, pread_direct, pwrite_direct, start_cluster, unmap_all
-from lvm_helpers import attach, lvmconf, pv, vg
+from lvm_helpers import lvmconf, pv, vg
 from lvm_helpers.cmd import run as lvm
 from rbdsr import krbd
 
@@ -38,7 +38,7 @@ def mapped(ceph, lvm_rbd):
     def make(name, size=128 * MIB):
         ceph.create(name, size)
         iid = ceph.image_id(name)
-        dev = krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=TIMEOUT)
+        dev = krbd.map_image(iid, [ceph.mon_addr], ceph.creds, timeout=TIMEOUT)
         made.append((name, iid))
         return iid, dev
 
@@ -130,41 +130,6 @@ def test_pvresize_after_image_growth(ceph, mapped):
     assert after == pv.pv_size(dev.stable_path)
     free = int(lvm(["vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_free", "h3b_grow"]).out)
     assert free >= 180 * MIB
-
-
-def test_map_and_activate_and_deactivate_and_unmap(ceph, lvm_rbd):
-    ceph.create("lvm-attach", 64 * MIB)
-    iid = ceph.image_id("lvm-attach")
-    try:
-        dev = krbd.map_image(iid, [ceph.mon_addr], "admin", ceph.key, timeout=TIMEOUT)
-        lvm(["pvcreate", "-y", dev.stable_path])
-        lvm(["vgcreate", "-y", "h3b_att", dev.stable_path])
-        lvm(["lvcreate", "-y", "-an", "-n", "lv", "-L", "8m", "h3b_att"])
-        krbd.unmap(iid, timeout=TIMEOUT)
-        dev = attach.map_and_activate(iid, [ceph.mon_addr], "admin", ceph.key, "h3b_att", timeout=TIMEOUT)
-        assert os.path.exists("/dev/h3b_att/lv")
-        with pytest.raises(Exception) as e:
-            krbd.unmap(iid, timeout=TIMEOUT)
-        assert "held by" in str(e.value)
-        assert attach.deactivate_and_unmap(iid, "h3b_att", timeout=TIMEOUT) is True
-        assert krbd.find_mapped(iid) is None
-        assert attach.deactivate_and_unmap(iid, "h3b_att", timeout=TIMEOUT) is False
-    finally:
-        _teardown(iid)
-        ceph.remove("lvm-attach")
-
-
-def test_map_and_activate_rolls_back_when_the_vg_is_not_there(ceph, lvm_rbd):
-    ceph.create("lvm-rollback", 64 * MIB)
-    iid = ceph.image_id("lvm-rollback")
-    try:
-        with pytest.raises(Exception) as e:
-            attach.map_and_activate(iid, [ceph.mon_addr], "admin", ceph.key, "h3b_absent", timeout=TIMEOUT)
-        assert "h3b_absent" in str(e.value)
-        assert krbd.find_mapped(iid) is None
-        assert not os.path.lexists(krbd.stable_path(iid))
-    finally:
-        ceph.remove("lvm-rollback")
 
 
 def test_stable_path_passes_an_xcpng_style_filter(ceph, lvm_rbd, mapped):

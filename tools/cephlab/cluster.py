@@ -6,6 +6,7 @@ runs): in the TCG VM guest every process start costs seconds.
 """
 import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -461,6 +462,45 @@ def _osd_info(cl):
         if o.get("osd") == OSD_ID:
             return o
     raise ClusterError("osd.%d is not in the osd map" % OSD_ID)
+
+
+def kill_osd(directory, timeout=30.0):
+    """Freeze the OSD (SIGSTOP: it serves nothing from this instant), then
+    SIGKILL it, as a crash would; wait until it is gone. bluestore only:
+    memstore loses its data."""
+    lay, state = load_state(directory)
+    if state is None:
+        raise ClusterError("no cluster in %s" % lay.dir)
+    name = "osd.%d" % OSD_ID
+    pid = procs.read_pid(lay.pid_file(name))
+    if not pid or not procs.is_ours(pid, lay.conf):
+        raise ClusterError("%s is not running" % name)
+    os.kill(pid, signal.SIGSTOP)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while procs.is_ours(pid, lay.conf):
+        if time.monotonic() > deadline:
+            raise ClusterError("%s (pid %d) did not die" % (name, pid))
+        time.sleep(0.05)
+    return pid
+
+
+def start_osd(directory, timeout=120.0):
+    """Start the OSD again after kill_osd; wait until it is up and the PGs are clean."""
+    lay, state = load_state(directory)
+    if state is None:
+        raise ClusterError("no cluster in %s" % lay.dir)
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    name = "osd.%d" % OSD_ID
+    osd = _spawn(lay, _daemon_argv(lay, "ceph-osd", OSD_ID), name)
+    _finish(lay, osd, name, deadline)
+    cl = _connect(lay, deadline)
+    try:
+        _wait_ready(cl, deadline, extra=lambda: _osd_info(cl).get("up") == 1, extra_what="%s to be up" % name)
+    finally:
+        cl.shutdown()
+    return round(time.monotonic() - t0, 2)
 
 
 def restart_osd(directory, timeout=120.0, grace=60.0):
