@@ -282,7 +282,7 @@ class LibrbdBackend(Backend):
                          lambda img: img.metadata_set(key, value), read_only=False)
 
     def blocklist_add(self, addr, expire=None):
-        from rbdsr.fence import instance_addr
+        from rbdsr.clientaddr import instance_addr
         addr = instance_addr(addr)
         args = {"blocklistop": "add", "addr": addr}
         if expire:

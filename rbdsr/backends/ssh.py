@@ -234,7 +234,7 @@ class SSHBackend(Backend):
                 for e in items]
 
     def blocklist_add(self, addr, expire=None):
-        from rbdsr.fence import instance_addr
+        from rbdsr.clientaddr import instance_addr
         addr = instance_addr(addr)
         self._run("ceph", ["osd", "blocklist", "add", addr] + ([str(int(expire))] if expire else []),
                   "blocklisting %s" % addr)

@@ -37,7 +37,9 @@ def _enable(root, release):
 
 
 def _picks(total):
-    return sorted(set([1, 2, total // 2, total]))
+    """Which renames to die before: the first, second, middle and last there are."""
+    assert total >= 1
+    return sorted(set(n for n in (1, 2, total // 2, total) if 1 <= n <= total))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

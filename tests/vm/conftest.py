@@ -62,6 +62,17 @@ def dm_ready():
     return ctl
 
 
+@pytest.fixture(scope="module")
+def ceph(request, tmp_path_factory, krbd_ready, dm_ready):
+    """A Ceph cluster in the guest (the shared one with tests.cephfixture, else the module's
+    own), with librados/librbd access for checks; every rbd device unmapped at the end."""
+    from krbd_helpers import Ceph, start_cluster, unmap_all
+    c = Ceph(start_cluster(request, tmp_path_factory))
+    yield c
+    unmap_all()
+    c.close()
+
+
 @pytest.fixture
 def lvm_env(tmp_path, monkeypatch, dm_ready):
     """A private LVM system dir (copy of /etc/lvm) for one test, so a test that edits

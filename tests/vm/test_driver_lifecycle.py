@@ -16,7 +16,7 @@ import xmlrpc.client
 import pytest
 
 import driverharness as h
-from krbd_helpers import MIB, Ceph, pattern, pread_direct, pwrite_direct, start_cluster, unmap_all
+from krbd_helpers import MIB, pattern, pread_direct, pwrite_direct
 from lvm_helpers import lvmconf, pv
 from lvm_helpers.cmd import run as lvm
 from rbdsr import krbd
@@ -24,14 +24,6 @@ from rbdsr.smglue import probexml
 
 OWNER = "rbdsr.sr_uuid"
 MASTER_LVM = "/etc/lvm/master"
-
-
-@pytest.fixture(scope="module")
-def ceph(request, tmp_path_factory, krbd_ready, dm_ready):
-    c = Ceph(start_cluster(request, tmp_path_factory))
-    yield c
-    unmap_all()
-    c.close()
 
 
 @pytest.fixture(scope="module")

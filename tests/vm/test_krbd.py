@@ -12,17 +12,9 @@ from rbdsr.credentials import Credentials
 from rbdsr.errors import AuthError, InUseError, NotFoundError
 from rbdsr.secret import Secret, make_cephx_key
 
-from krbd_helpers import MIB, Ceph, pattern, pread_direct, pwrite_direct, start_cluster, unmap_all
+from krbd_helpers import MIB, pattern, pread_direct, pwrite_direct, unmap_all
 
 TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def ceph(request, tmp_path_factory, krbd_ready):
-    c = Ceph(start_cluster(request, tmp_path_factory))
-    yield c
-    unmap_all()
-    c.close()
 
 
 @pytest.fixture

@@ -6,20 +6,12 @@ import re
 
 import pytest
 
-from krbd_helpers import MIB, Ceph, pattern, pread_direct, pwrite_direct, start_cluster, unmap_all
+from krbd_helpers import MIB, pattern, pread_direct, pwrite_direct
 from lvm_helpers import lvmconf, pv, vg
 from lvm_helpers.cmd import run as lvm
 from rbdsr import krbd
 
 TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def ceph(request, tmp_path_factory, krbd_ready):
-    c = Ceph(start_cluster(request, tmp_path_factory))
-    yield c
-    unmap_all()
-    c.close()
 
 
 @pytest.fixture

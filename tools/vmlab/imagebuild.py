@@ -9,7 +9,11 @@ RBDSR_VMLAB_CACHE):
   stamp.json    recipe hash + facts about the build; written last, so its presence means
                 the build is complete
 
-The recipe hash covers the files in RECIPE_FILES; a rebuild happens only when it changes.
+The rootfs also carries /usr/bin/vhd-util (sm's VHD tool) built from the blktap source
+beside the project (tools/vmlab/vhdutil.py) when that source is there.
+
+The recipe hash covers the files in RECIPE_FILES and the vhd-util source key; a rebuild
+happens only when one of them changes.
 The guest init (guest-init) is deliberately NOT part of the recipe: the initrd runs it
 from the 9p-shared repo, so editing it needs no rebuild.
 
@@ -28,6 +32,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import vhdutil  # noqa: E402
 RECIPE_FILES = ("imagebuild.py", "packages.txt", "initrd-init")
 DEFAULT_CACHE = "/var/cache/rbdsr-vmlab"
 SUITE = "bookworm"
@@ -49,7 +55,13 @@ def recipe_hash():
         with open(os.path.join(HERE, name), "rb") as f:
             data = f.read()
         h.update(name.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
+    h.update(b"vhd-util\0" + vhdutil_key().encode())
     return h.hexdigest()
+
+
+def vhdutil_key():
+    """Key of the vhd-util that goes into the image: its source hash, or 'absent'."""
+    return vhdutil.source_hash() if vhdutil.available() else "absent"
 
 
 def read_stamp(cache=None):
@@ -226,6 +238,19 @@ def build_rootfs(root, mirrors, logf):
         subprocess.run(["umount", proc_dir], timeout=60)
     os.unlink(prc)
     return kpkg
+
+
+def install_vhdutil(root):
+    """sm runs /usr/bin/vhd-util; without the blktap source the image has none (say so)."""
+    if not vhdutil.available():
+        log("no blktap source at %s: the image gets no vhd-util (real sm's VDI steps cannot run)"
+            % vhdutil.source_dir())
+        return None
+    binary = vhdutil.build()
+    shutil.copy2(binary, os.path.join(root, "usr/bin/vhd-util"))
+    os.chmod(os.path.join(root, "usr/bin/vhd-util"), 0o755)
+    log("vhd-util from %s installed at /usr/bin/vhd-util" % binary)
+    return binary
 
 
 def kernel_package(root):
@@ -451,6 +476,7 @@ def _build_locked(cache):
         mirrors = debian_mirrors()
         kpkg = build_rootfs(root, mirrors, logf)
         kdir, release = install_kernel(root, kpkg, work, logf)
+        vhd_util = install_vhdutil(root)
         vmlinuz = os.path.join(kdir, "boot", "vmlinuz-" + release)
         shutil.copy2(vmlinuz, os.path.join(work, "vmlinuz"))
         log("extracting vmlinux (PVH) from vmlinuz ...")
@@ -468,6 +494,7 @@ def _build_locked(cache):
         "kernel_release": release,
         "pvh": pvh,
         "initrd_modules": mods,
+        "vhd_util": vhd_util and vhdutil_key(),
         "mirrors": mirrors,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(time.monotonic() - t0, 1),

@@ -4,6 +4,8 @@ Host side of tools/vmlab/run-in-vm. The guest sees:
   - the repo (read-only 9p, tag 'src') at the same absolute path as on the host, as cwd
   - the results dir (writable 9p, tag 'results') at /results and, when possible, also at
     its host path
+  - the test data beside the repo (../shared, or env RBDSR_SHARED: real sm trees, blktap,
+    dom0's /etc/lvm), when it exists: read-only 9p, tag 'shared', at its host path
   - env RBDSR_IN_VM=1, RBDSR_VM_RESULTS=/results
 The command line is handed over as a NUL-separated file in <results>/.vmlab/cmd; the guest
 writes <results>/.vmlab/rc. The serial console (kernel + command output) is saved to
@@ -55,6 +57,12 @@ def _check_path(p, what):
         raise SystemExit("vmlab: %s path must not contain spaces or commas: %r" % (what, p))
 
 
+def shared_dir():
+    """The read-only test data beside the repo, or None when there is none."""
+    d = os.environ.get("RBDSR_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
+    return os.path.realpath(d) if os.path.isdir(d) else None
+
+
 def qemu_argv(cache, stamp, results, interactive=False, kernel=None):
     kernel = kernel or os.environ.get("RBDSR_VMLAB_KERNEL", "auto")
     vmlinux = os.path.join(cache, "vmlinux")
@@ -66,7 +74,13 @@ def qemu_argv(cache, stamp, results, interactive=False, kernel=None):
               "vmlab_results=" + results]
     if interactive:
         append.append("vmlab_interactive=1")
-    return QEMU_BASE + [
+    shared = shared_dir()
+    extra = []
+    if shared:
+        _check_path(shared, "shared")
+        append.append("vmlab_shared=" + shared)
+        extra = ["-virtfs", "local,path=%s,mount_tag=shared,security_model=none,readonly=on" % shared]
+    return QEMU_BASE + extra + [
         "-kernel", kimg,
         "-initrd", os.path.join(cache, "initrd.img"),
         "-append", " ".join(append),
