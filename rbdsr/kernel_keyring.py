@@ -58,14 +58,22 @@ def key_payload(key):
     return raw
 
 
+def _candidates(soname, name):
+    """soname, then (only when asked for) what find_library says."""
+    yield soname
+    found = ctypes.util.find_library(name)
+    if found and found != soname:
+        yield found
+
+
 class _Api(object):
     """add_key / keyctl through libkeyutils or raw syscalls."""
 
     def __init__(self):
         self._keyutils = None
         self._libc = None
-        name = ctypes.util.find_library("keyutils")
-        for candidate in ([name] if name else []) + ["libkeyutils.so.1"]:
+        # the soname first: ctypes.util.find_library runs `ldconfig -p` (a process per map)
+        for candidate in _candidates("libkeyutils.so.1", "keyutils"):
             try:
                 lib = ctypes.CDLL(candidate, use_errno=True)
                 lib.add_key  # noqa: B018 - probe the symbol
@@ -82,7 +90,14 @@ class _Api(object):
             self._nrs = _SYSCALLS.get(platform.machine())
             if self._nrs is None:
                 raise OSError(errno.ENOSYS, "no keyutils library and unknown syscall numbers")
-            self._libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            for candidate in _candidates("libc.so.6", "c"):
+                try:
+                    self._libc = ctypes.CDLL(candidate, use_errno=True)
+                    break
+                except OSError:
+                    continue
+            if self._libc is None:
+                raise OSError(errno.ENOSYS, "no C library to make the keyring syscalls")
             self._libc.syscall.restype = ctypes.c_long
 
     def add_key(self, ktype, desc, payload, keyring):

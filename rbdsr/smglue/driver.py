@@ -227,6 +227,12 @@ class RBDSR(shim.ISCSI_SR):
         self.dconf["device"] = self.iscsi.device_path()
         shim.LVM_SR.load(self, self.uuid)
 
+    def _refresh_once(self):
+        """_pathrefresh unless this process already did it (sm calls update and scan
+        inside sr_attach: each reload costs a vgs and an lvs)."""
+        if self.dconf.get("device") != self.iscsi.device_path():
+            self._pathrefresh()
+
     def _refresh_size(self):
         """No SCSI rescan: krbd follows the image size; make it re-read the header now."""
         self.iscsi.refresh()
@@ -235,6 +241,9 @@ class RBDSR(shim.ISCSI_SR):
     def _expand_size(self):
         """Grow the PV when the image grew (checked pvresize), warn when the
         image is bigger than what the pool can still hold."""
+        if self.__dict__.get("_rbd_expanded"):
+            return  # once per process: sm's attach calls it, then update again
+        self.__dict__["_rbd_expanded"] = True
         dev = self.iscsi.device_path()
         dev_size = lvm_pv.device_size(dev)
         vg_size = lvutil._getVGstats(self.vgname)["physical_size"]
@@ -508,15 +517,16 @@ class RBDSR(shim.ISCSI_SR):
             raise xs_errors.XenError("SRUnavailable", opterr="image %s is not mapped on this host: "
                                      "the SR is not attached here" % self.iscsi.image_id().spec())
         self._check_answering()
-        self._pathrefresh()
+        self._refresh_once()
         shim.LVM_SR.scan(self, sr_uuid)
 
     @sm_errors("update")
     def update(self, sr_uuid):
         if self.iscsi.attached:
             self._check_answering()
-            self._pathrefresh()
-            if self.dconf.get("SRmaster") == "true" and lvutil._checkVG(self.vgname):
+            self._refresh_once()
+            if self.dconf.get("SRmaster") == "true" and not self.__dict__.get("_rbd_expanded") \
+                    and lvutil._checkVG(self.vgname):
                 self._expand_size()
         shim.LVM_SR.update(self, sr_uuid)
 

@@ -15,9 +15,13 @@ step 2, + targetIQN (sm: LVHDoISCSISR.print_LUNs_XML):
     then ConfigSCSIid. Each image is a "LUN"; SCSIid is the image name.
 
 step 3, + SCSIid: sm's normal probe answer (<SRlist>), made by LVHDSR.probe.
+
+The documents are written as text, byte for byte what sm's minidom
+`toprettyxml()` prints (tab indent, one-line text elements, &, <, >, " escaped
+as dom0's Python 3.6 does): building a DOM for 10,000 LUNs cost the wizard
+more than listing the pool. minidom is imported only to parse.
 """
 import uuid
-import xml.dom.minidom
 
 ISCSI_DEFAULT_PORT = 3260
 VENDOR = "Ceph"
@@ -33,29 +37,39 @@ def stable_serial(fsid, pool, namespace, image):
     return str(uuid.uuid5(_SERIAL_NS, ident))
 
 
-def _add(dom, parent, name, text):
-    node = dom.createElement(name)
-    parent.appendChild(node)
-    node.appendChild(dom.createTextNode(str(text)))
-    return node
+_HEADER = '<?xml version="1.0" ?>\n'
+
+
+def _esc(text):
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;").replace(">", "&gt;")
+
+
+def _document(root, entries):
+    """What minidom's toprettyxml() prints for <root> holding one level of
+    <entry> elements, each a list of (name, text) children."""
+    if not entries:
+        return "%s<%s/>\n" % (_HEADER, root)
+    out = [_HEADER, "<%s>\n" % root]
+    for tag, fields in entries:
+        out.append("\t<%s>\n" % tag)
+        out.extend("\t\t<%s>%s</%s>\n" % (name, _esc(text), name) for name, text in fields)
+        out.append("\t</%s>\n" % tag)
+    out.append("</%s>\n" % root)
+    return "".join(out)
 
 
 def targets_xml(pools, address, port):
     """Step 1: one <TGT> per pool, in the given order. `address` is the monitor
     shown as the target's IPAddress; <Port> is present unless it is 3260 (as sm
     prints it)."""
-    dom = xml.dom.minidom.Document()
-    root = dom.createElement("iscsi-target-iqns")
-    dom.appendChild(root)
+    entries = []
     for index, pool in enumerate(pools):
-        tgt = dom.createElement("TGT")
-        root.appendChild(tgt)
-        _add(dom, tgt, "Index", index)
-        _add(dom, tgt, "IPAddress", address)
+        fields = [("Index", index), ("IPAddress", address)]
         if int(port) != ISCSI_DEFAULT_PORT:
-            _add(dom, tgt, "Port", int(port))
-        _add(dom, tgt, "TargetIQN", pool)
-    return dom.toprettyxml()
+            fields.append(("Port", int(port)))
+        fields.append(("TargetIQN", pool))
+        entries.append(("TGT", fields))
+    return _document("iscsi-target-iqns", entries)
 
 
 class LUN(object):
@@ -90,28 +104,19 @@ def luns_from_images(images, fsid, pool, namespace):
 
 def luns_xml(luns):
     """Step 2: one <LUN> per entry; like sm, empty or zero values are left out."""
-    dom = xml.dom.minidom.Document()
-    root = dom.createElement("iscsi-target")
-    dom.appendChild(root)
-    for lun in luns:
-        entry = dom.createElement("LUN")
-        root.appendChild(entry)
-        for attr in ("vendor", "serial", "LUNid", "size", "SCSIid"):
-            value = getattr(lun, attr, None)
-            if value:
-                _add(dom, entry, attr, value)
-    return dom.toprettyxml()
+    attrs = ("vendor", "serial", "LUNid", "size", "SCSIid")
+    return _document("iscsi-target", [("LUN", [(a, getattr(lun, a, None)) for a in attrs
+                                                if getattr(lun, a, None)]) for lun in luns])
 
 
 def empty_srlist():
     """sm's probe answer when the device holds no SR."""
-    dom = xml.dom.minidom.Document()
-    dom.appendChild(dom.createElement("SRlist"))
-    return dom.toprettyxml()
+    return _document("SRlist", [])
 
 
 def parse_targets(text):
     """[(Index, IPAddress, Port or None, TargetIQN)] from a step-1 document."""
+    import xml.dom.minidom
     dom = xml.dom.minidom.parseString(text)
     out = []
     for tgt in dom.getElementsByTagName("TGT"):
@@ -123,6 +128,7 @@ def parse_targets(text):
 
 def parse_luns(text):
     """[{vendor, serial, LUNid, size, SCSIid}] from a step-2 document."""
+    import xml.dom.minidom
     dom = xml.dom.minidom.parseString(text)
     return [_children(lun) for lun in dom.getElementsByTagName("LUN")]
 

@@ -104,3 +104,46 @@ def test_text_is_escaped(name):
 def test_empty_srlist():
     doc = xml.dom.minidom.parseString(probexml.empty_srlist())
     assert doc.documentElement.tagName == "SRlist" and elements(doc.documentElement) == []
+
+
+def _sm_minidom(root, entries):
+    """How sm's print_LUNs_XML / print_entries build their documents (minidom)."""
+    dom = xml.dom.minidom.Document()
+    top = dom.createElement(root)
+    dom.appendChild(top)
+    for tag, fields in entries:
+        entry = dom.createElement(tag)
+        top.appendChild(entry)
+        for name, text in fields:
+            node = dom.createElement(name)
+            entry.appendChild(node)
+            node.appendChild(dom.createTextNode(str(text)))
+    return dom.toprettyxml()
+
+
+# names an admin may give images: XML-special characters must come out as minidom escapes them
+ODD_NAMES = ["plain", "a&b", "<vm>", 'say "hi"', "it's", "ünï", "x" * 200]
+
+
+def test_luns_xml_is_byte_identical_to_sm_minidom():
+    luns = probexml.luns_from_images([(n, (i + 1) << 20) for i, n in enumerate(ODD_NAMES)] + [("zero", 0)],
+                                     FSID, "rbd", "")
+    attrs = ("vendor", "serial", "LUNid", "size", "SCSIid")
+    want = _sm_minidom("iscsi-target", [("LUN", [(a, getattr(lun, a)) for a in attrs if getattr(lun, a)])
+                                        for lun in luns])
+    assert probexml.luns_xml(luns) == want
+    assert [lun["SCSIid"] for lun in probexml.parse_luns(want)] == sorted(ODD_NAMES + ["zero"])
+
+
+def test_targets_xml_is_byte_identical_to_sm_minidom():
+    for port in (6789, 3260):
+        fields = [[("Index", i), ("IPAddress", "10.0.0.5")] + ([("Port", port)] if port != 3260 else [])
+                  + [("TargetIQN", p)] for i, p in enumerate(ODD_NAMES)]
+        want = _sm_minidom("iscsi-target-iqns", [("TGT", f) for f in fields])
+        assert probexml.targets_xml(ODD_NAMES, "10.0.0.5", port) == want
+
+
+def test_empty_documents_are_byte_identical_to_sm_minidom():
+    assert probexml.luns_xml([]) == _sm_minidom("iscsi-target", [])
+    assert probexml.targets_xml([], "mon1", 6789) == _sm_minidom("iscsi-target-iqns", [])
+    assert probexml.empty_srlist() == _sm_minidom("SRlist", [])

@@ -15,6 +15,24 @@ def _get(obj, name):
     return obj[name] if isinstance(obj, dict) else getattr(obj, name)
 
 
+def remove_image(ioctx, name, timeout=60):
+    """Remove an image (gone already is fine), retrying while a watcher that is going
+    away (an unmap, a closing client) still holds it."""
+    import rbd
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            rbd.RBD().remove(ioctx, name)
+            return
+        except rbd.ImageNotFound:
+            return
+        except rbd.ImageBusy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def start_cluster(request, tmp_path_factory, objectstore="memstore"):
     """The shared `ceph_cluster` / `bluestore_cluster` fixture when the
     tests.cephfixture plugin is loaded, else a cluster of our own from
@@ -93,19 +111,7 @@ class Ceph(object):
                          features=rbd.RBD_FEATURE_LAYERING)
 
     def remove(self, name, pool=None, namespace=""):
-        import rbd
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                rbd.RBD().remove(self.ioctx(pool, namespace), name)
-                return
-            except rbd.ImageNotFound:
-                return
-            except rbd.ImageBusy:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        remove_image(self.ioctx(pool, namespace), name)
 
     def read(self, name, offset, length, pool=None, namespace=""):
         import rbd

@@ -16,10 +16,11 @@ sys.modules["syslog"] = _mod
 # point sm.core.xs_errors at it once it is imported (a module constant read at call time).
 _ERRORS = os.environ.get("RBDSR_TEST_SM_ERRORS")
 if _ERRORS:
-    import importlib.abc
+    # a plain finder object (no importlib.abc: that import alone costs ~25 ms of every
+    # driver run on Python 3.11, which the benchmarks would charge to the driver)
     import importlib.machinery
 
-    class _PatchXsErrors(importlib.abc.MetaPathFinder):
+    class _PatchXsErrors(object):
         def find_spec(self, name, path, target=None):
             if name != "sm.core.xs_errors":
                 return None
@@ -35,3 +36,14 @@ if _ERRORS:
             return spec
 
     sys.meta_path.insert(0, _PatchXsErrors())
+
+# bench/: RBDSR_EXEC_LOG=<file> appends one line per command the process starts (sm's
+# util.pread, RBDSR's lvm_helpers, ...), so a benchmark can count LVM commands per call.
+_EXEC_LOG = os.environ.get("RBDSR_EXEC_LOG")
+if _EXEC_LOG and hasattr(sys, "addaudithook"):
+    def _log_exec(event, args):
+        if event == "subprocess.Popen":
+            argv = args[1] if isinstance(args[1], (list, tuple)) else [args[1] or args[0]]
+            with open(_EXEC_LOG, "a") as f:
+                f.write("%d %s\n" % (os.getpid(), " ".join(str(a) for a in argv)[:300]))
+    sys.addaudithook(_log_exec)
