@@ -82,3 +82,12 @@ def test_wizard_steps_against_ceph(tree, ceph_cluster):
         assert lun["vendor"] == "Ceph"
         assert lun["serial"] == probexml.stable_serial(cluster.fsid, cluster.pool, "", lun["SCSIid"])
     assert cluster.admin_key not in r.smlog + r.stdout + r.stderr
+
+
+def test_version_names_the_shape(tree):
+    import subprocess
+    p = subprocess.run([tree.python, tree.installed + "/RBDSR.py", "version"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, env=tree.env(), timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "sm shape: %s (" % tree.shape.key in p.stdout, p.stdout
+    assert "Traceback" not in p.stdout + p.stderr
