@@ -23,7 +23,7 @@ import driverharness as h
 from krbd_helpers import MIB, _get
 from lvm_helpers.cmd import run as lvm
 from rbdsr import krbd
-from test_driver_lifecycle import ceph, lvm_dirs, tree  # noqa: F401  (fixtures)
+from test_driver_lifecycle import lvm_dirs, tree  # noqa: F401  (fixtures; ceph is conftest's)
 from tests.sshd import SSHD
 
 # The stand-in XAPI databases (xapi.json of each harness tree) keep secrets the way
