@@ -192,11 +192,14 @@ class Dom0(object):
             if missing:
                 self.notes.append("manifest entries no source file gives (other packages): %s" % missing)
         else:
-            staging = os.path.join(self.work, "smpkg")
-            realsm._copy_package(self.src, staging)
-            shutil.copytree(os.path.join(staging, "site-packages", "sm"), os.path.join(SITE, "sm"))
+            # as sm master's Makefile installs it: the package in site-packages, the driver
+            # launcher in /opt/xensource/sm, the error table in /usr/share/sm
+            shutil.copytree(os.path.join(self.src, "libs", "sm"), os.path.join(SITE, "sm"),
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             os.makedirs(SM_DIR)
-            shutil.copy2(os.path.join(staging, "drivers", "LVMoISCSISR"), SM_DIR)
+            shutil.copy2(os.path.join(self.src, "drivers", "LVMoISCSISR"), SM_DIR)
+            self._put("/usr/share/sm/XE_SR_ERRORCODES.xml",
+                      copy_from=os.path.join(self.src, "libs", "sm", "core", "XE_SR_ERRORCODES.xml"))
             # the commands sm master's Makefile installs in /usr/libexec/sm (its GC unit runs
             # /usr/libexec/sm/cleanup), with their legacy links in /opt/xensource/sm
             with open(os.path.join(self.src, "Makefile")) as f:

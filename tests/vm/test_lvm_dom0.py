@@ -146,6 +146,13 @@ def test_shipped_lvm_does_not_see_an_rbd_pv(tmp_path, lab, images):
     old_path = "/dev/rbdsr/%s" % os.path.relpath(dev.stable_path, krbd.STABLE_ROOT)
     os.makedirs(os.path.dirname(old_path))
     os.rename(dev.stable_path, old_path)
+    # earlier VM tests unmap with raw sysfs writes, which can leave their stable links behind
+    # pointing at a /dev/rbdN that is this device now: not a name the old code gave it
+    for top, _dirs, names in os.walk("/dev/disk/by-id"):
+        for n in names:
+            link = os.path.join(top, n)
+            if os.path.islink(link) and os.path.realpath(link) == os.path.realpath(dev.dev_path):
+                os.unlink(link)
     try:
         for d in DIRS:
             sysdir = os.path.join(root, d)
