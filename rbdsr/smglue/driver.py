@@ -180,6 +180,8 @@ class RBDSR(shim.ISCSI_SR):
             self.SCSIid = self.dconf["SCSIid"]
         else:
             self.create_iscsi_sessions(sr_uuid)
+            # sm's LVM SR, loading next, sees our VG only if the image is mapped already
+            self.__dict__["_rbd_loaded_mapped"] = self.iscsi.attached
         self._set_lvm_device()
         shim.LVM_SR.load(self, sr_uuid)
 
@@ -223,9 +225,14 @@ class RBDSR(shim.ISCSI_SR):
     # -- device path, size ---------------------------------------------------
 
     def _pathrefresh(self, obj=None):
-        """sm: dconf['device'] from the SCSIid's multipath path; ours is the stable RBD path."""
+        """sm: dconf['device'] from the SCSIid's multipath path; ours is the stable RBD path.
+        sm's LVM SR is reloaded (a vgs, an lvs, outside sr_attach its MGT check) only when it
+        loaded before the image was mapped here: else it already saw our VG (sr_detach)."""
         self.dconf["device"] = self.iscsi.device_path()
+        if self.__dict__.get("_rbd_loaded_mapped"):
+            return
         shim.LVM_SR.load(self, self.uuid)
+        self.__dict__["_rbd_loaded_mapped"] = True
 
     def _refresh_once(self):
         """_pathrefresh unless this process already did it (sm calls update and scan
@@ -400,7 +407,8 @@ class RBDSR(shim.ISCSI_SR):
                 if tag:
                     _log("image %s was tagged by SR %s but was never written; re-tagging" % (spec, tag))
                 backend.set_meta(cfg.pool, cfg.namespace, cfg.image, OWNER_META_KEY, sr_uuid)
-            self._pathrefresh()
+            # no reload of sm's LVM SR (a vgs, an lvs): its create asks LVM itself (_checkVG)
+            self.dconf["device"] = t.device_path()
             shim.LVM_SR.create(self, sr_uuid, size)
             scsiutil.add_serial_record(self.session, self.sr_ref, self._devserial())
         except BaseException as e:

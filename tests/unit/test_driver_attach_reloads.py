@@ -58,6 +58,12 @@ for k in calls:
 sr = NonIniting("sr_update")  # XAPI's own sr_update: a fresh process
 sr.update(sr.uuid)
 out["update"] = dict(calls)
+for k in calls:
+    calls[k] = 0
+sr = NonIniting("sr_detach")  # mapped when sm's LVM SR loaded: it saw the VG then
+sr.__dict__["_rbd_loaded_mapped"] = True
+sr._pathrefresh()
+out["detach"] = dict(calls, device=sr.dconf.get("device"))
 print(json.dumps(out))
 """
 
@@ -72,3 +78,5 @@ def test_attach_reloads_sm_lvm_once(tmp_path):
     assert out["attach"] == {"load": 1, "expand_check": 1, "checkVG": 0}, out
     # XAPI's sr_update still reloads and grows the PV when the image grew
     assert out["update"] == {"load": 1, "expand_check": 1, "checkVG": 1}, out
+    # sr_detach: the image was mapped when sm's LVM SR loaded: the path is set, no second load
+    assert out["detach"] == {"load": 0, "expand_check": 0, "checkVG": 0, "device": "/dev/rbdsr/rbd/-/img"}, out
