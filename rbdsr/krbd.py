@@ -66,6 +66,16 @@ OSD_REQUEST_TIMEOUT = DEFAULT_OSD_TIMEOUT  # see the module docstring
 
 MappedDevice = collections.namedtuple("MappedDevice", "dev_id dev_path stable_path read_only")
 
+# pe_start on an object boundary, as on dom0. dom0's 4.19 krbd advertises minimum/optimal_io_size
+# = the object size, so sm's createVG (pvcreate --metadatasize 10M, LVM's data_alignment_detection)
+# puts pe_start at 12 MiB; 5.1+ advertise the alloc_size map option instead (64 KiB by default):
+# pe_start lands at 11 MiB and every 4 MiB request through an LV spans two RADOS objects.
+# alloc_size = 4 MiB (RBDSR's object size; the kernel lowers it to a smaller object size) gives
+# them 4.19's hints. It also sets the discard granularity: 5.1+ then skip discards, or the ends
+# of discards, not covering whole 4 MiB units (4.19 zeroed such ranges); RBDSR's own discard of
+# a deleted SR is whole objects, and sm's LVM issues none (issue_discards = 0).
+ALIGN_BYTES = 4 << 20
+
 
 # ---------------------------------------------------------------- validation
 
@@ -553,8 +563,23 @@ def image_id_from_config(cfg, fsid=None, snap=sysfs.HEAD_SNAP):
     return ImageId(fsid, cfg.pool, cfg.namespace, cfg.image, snap)
 
 
+def kernel_has_alloc_size(release=None):
+    """krbd's alloc_size map option exists from Linux 5.1 (dom0's 4.19 has none)."""
+    nums = []
+    for part in (release or os.uname().release).split("-")[0].split(".")[:2]:
+        m = re.match(r"\d+", part)
+        nums.append(int(m.group(0)) if m else 0)
+    return tuple(nums) >= (5, 1)
+
+
+def alignment_options(release=None):
+    """Map options giving the device 4.19's io hints (see ALIGN_BYTES)."""
+    return ["alloc_size=%d" % ALIGN_BYTES] if kernel_has_alloc_size(release) else []
+
+
 def map_from_config(cfg, creds, fsid=None, read_only=False, snap=sysfs.HEAD_SNAP, timeout=None, log=None):
     """map_image() for a TargetConfig and the operation's Credentials."""
     return map_image(image_id_from_config(cfg, fsid, snap), cfg.monitors, creds, read_only=read_only,
                      timeout=cfg.timeout if timeout is None else timeout, log=log,
+                     extra_options=alignment_options(),
                      osd_timeout=getattr(cfg, "osd_timeout", OSD_REQUEST_TIMEOUT))

@@ -168,3 +168,23 @@ def test_add_line_never_shows_the_inline_key():
     with pytest.raises(ConfigError) as e:
         krbd.build_add_string("1.2.3.4:6789 x", opts, krbd.ImageId(FSID, "rbd", "", "img"))
     assert KEY not in str(e.value)
+
+
+@pytest.mark.parametrize("release,has", [("4.19.0+1", False), ("4.19.19-7.0.15.1.xs8", False), ("5.0.21", False),
+                                         ("5.1.0", True), ("6.1.0-57-amd64", True), ("10.2", True), ("junk", False)])
+def test_alloc_size_only_on_kernels_that_have_it(release, has):
+    # dom0's 4.19 rejects an unknown option: the map would fail with EINVAL
+    assert krbd.kernel_has_alloc_size(release) is has
+    assert krbd.alignment_options(release) == (["alloc_size=4194304"] if has else [])
+
+
+def test_driver_map_asks_for_object_aligned_io_hints(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(krbd, "map_image", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(krbd, "kernel_has_alloc_size", lambda release=None: True)
+
+    class Cfg(object):
+        image, pool, namespace, monitors, timeout = "img", "rbd", "", ["127.0.0.1:6789"], 30
+
+    krbd.map_from_config(Cfg(), None, fsid=FSID)
+    assert seen["extra_options"] == ["alloc_size=4194304"]
