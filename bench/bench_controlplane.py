@@ -412,6 +412,9 @@ def vm_part(args):
             goals.append(goal(op + "_driver_over_by_hand", pr["median"], "<=", 1.1,
                               "%s through real sm %s vs the same by hand, paired rounds" % (op, SM_TREE),
                               spread=pr))
+        # issue 14: no librados connection on attach unless something truly needs one
+        goals.append(goal("sr_attach_librados_connects", counts["driver_sr_attach"]["librados_connects"], "<=", 0,
+                          "librados connections the driver's sr_attach opens (its SMlog; first round)"))
         if args.sm_lvm:
             for op in OPS + ("sr_attach_first",):
                 results.append(dict({"op": op, "method": "sm_lvm_sr_by_hand_map",

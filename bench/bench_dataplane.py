@@ -317,6 +317,9 @@ def main():
     ap.add_argument("--rand-ops", type=int, default=600, help="4 KiB operations per random test and target")
     ap.add_argument("--no-buffered", action="store_true", help="skip the page-cache read test")
     ap.add_argument("--librbd-cache", action="store_true", help="leave librbd's writeback cache on")
+    ap.add_argument("--alignment", choices=("object", "kernel"), default="object",
+                    help="object: map as the driver does (pe_start on an object boundary, as on dom0); "
+                         "kernel: this kernel's default io hints (no goals then)")
     args = ap.parse_args()
 
     import rados
@@ -353,13 +356,28 @@ def main():
     targets = []
     tuning = {}
     try:
-        dev = krbd.map_image(iid, [mon_addr], Credentials("admin", key, "bench"), timeout=120)
-        _lvm(["pvcreate", "-y", dev.stable_path])
+        with rbd.Image(ioctx, IMAGE, read_only=True) as im:
+            obj_size = im.stat()["obj_size"]
+        # "object": the driver's own map options (rbdsr.krbd.alignment_options: pe_start on an
+        # object boundary, as dom0's 4.19 kernel has it); "kernel": this kernel's io hints
+        map_opts = krbd.alignment_options() if args.alignment == "object" else None
+        dev = krbd.map_image(iid, [mon_addr], Credentials("admin", key, "bench"), timeout=120,
+                             extra_options=map_opts)
+        # the PV as sm's createVG makes it (pvcreate --metadatasize 10M; LVM aligns pe_start to
+        # the device's optimal_io_size, data_alignment_detection = 1 in dom0's lvm.conf too)
+        _lvm(["pvcreate", "-ff", "-y", "--metadatasize", "10M", dev.stable_path])
         _lvm(["vgcreate", "-y", VG, dev.stable_path])
         _lvm(["lvcreate", "-y", "-n", LV, "-L", "%dm" % args.region_mib, VG])
-        # raw krbd I/O goes to the half of the image after the LV's extents
+        # raw krbd I/O goes to the half of the image after the LV's extents: region_mib is a
+        # multiple of the object size, so both regions sit alike against object boundaries
         pe_start = int(pv.pv_fields(dev.stable_path, ["pe_start"])["pe_start"])
         raw_base = pe_start + args.region_mib * MIB
+        if (args.region_mib * MIB) % obj_size:
+            raise SystemExit("--region-mib must be a multiple of the object size (%d bytes)" % obj_size)
+        layout = {"object_size": obj_size, "pe_start": pe_start, "lv_offset_in_object": pe_start % obj_size,
+                  "raw_base": raw_base, "raw_offset_in_object": raw_base % obj_size,
+                  "alignment": args.alignment, "map_options": map_opts or "defaults",
+                  "pvcreate": "pvcreate -ff -y --metadatasize 10M (sm's createVG)"}
         raw = BlockTarget(dev.dev_path)
 
         class Shifted(object):  # raw device region that does not overlap the LV
@@ -382,7 +400,10 @@ def main():
         tuning = {"rbd": queue_facts(dev.dev_path), "lv": queue_facts(lv_path),
                   "lv_read_ahead_lvm": _lvm(["lvs", "--noheadings", "-o", "lv_read_ahead,lv_kernel_read_ahead",
                                              "%s/%s" % (VG, LV)]).out.split(),
-                  "krbd_map_options": "defaults (queue_depth = nr_requests of the rbd device)"}
+                  "krbd_map_options": map_opts or "defaults",
+                  "krbd_queue_depth": "nr_requests of the rbd device (krbd default 128); no effect at queue "
+                                      "depth 1 (tapdisk's O_DIRECT access here), so not changed",
+                  "layout": layout}
         print("tuning: %s" % json.dumps(tuning), file=sys.stderr)
         targets = [("lv", BlockTarget(lv_path)), ("krbd", Shifted(raw, raw_base)),
                    ("librbd", LibrbdTarget(rbd.Image(ioctx, IMAGE)))]
@@ -410,7 +431,7 @@ def main():
         "commit": os.environ.get("RBDSR_BENCH_COMMIT"),
         "tuning": tuning,
         "machine": machine_info(state),
-        "goals": goals(rat),
+        "goals": goals(rat) if args.alignment == "object" else [],
         "kernel": os.uname().release,
         "objectstore": args.objectstore if not args.conf else "external",
         "queue_depth": 1,
