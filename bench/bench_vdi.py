@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -80,9 +81,25 @@ class SR(object):
     def as_this_host(self):
         # both pools live on this one guest: /etc/xensource-inventory names the pool's host
         self.dom0.write_inventory(self.pool.host_uuids[0], self.pool.dom0_uuids[0])
+        # and sm's GC, started through systemctl with systemd's DefaultEnvironment, must read
+        # this pool's XAPI records: with the other pool's, the LVM SR's GC failed at once
+        # (UUID_INVALID) while RBDSR's did its work (same line as Dom0.install writes)
+        import realdom0
+        self.dom0._put(realdom0.SYSTEM_CONF, "[Manager]\nDefaultEnvironment=%s\n" % " ".join(
+            '"%s=%s"' % kv for kv in sorted(self.dom0.service_env().items())))
 
     def call(self, command, **kw):
         return self.pool.call(command, **kw)
+
+    def quiesce(self, timeout=900):
+        """Wait (untimed) until sm's GC for this SR is not running: a GC that one SR's round
+        kicked must not run during the other SR's timed calls (it did: RBDSR's ran through
+        the LVM SR's vdi_create and vdi_snapshot)."""
+        deadline = time.monotonic() + timeout
+        while self.pool.gc_state().get("ActiveState") == "activating":
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s: sm's GC still running after %d s" % (self.name, timeout))
+            time.sleep(0.5)
 
     def populate(self, n, size):
         """n VHD VDIs laid out as sm lays them out (LV VHD-<uuid>, VHD header inside),
@@ -172,6 +189,8 @@ def main():
             t[op] = dict((sr.name, []) for sr in srs)
         for rnd in range(args.rounds):
             for sr in (srs if rnd % 2 == 0 else srs[::-1]):
+                for other in srs:
+                    other.quiesce()
                 sr.as_this_host()
                 p = sr.pool
                 dt, vdi = timed(lambda p=p: p.vdi_create(size))
