@@ -55,8 +55,8 @@ def sh(argv, timeout=600):
 
 # The guest's udev (systemd 252) watches loop devices but not rbd ones (60-block.rules): every
 # LVM command that writes the loop device's metadata makes udev run blkid on it, and Debian's
-# 69-lvm.rules then a pvscan; under TCG that doubled the LVM SR's times, and such late events
-# are the likely cause of the LVM SR's one failure seen (`lvchange -ay` succeeded, /dev/VG/LV was
+# 69-lvm.rules then a pvscan: work only the LVM SR's side had. Such late events are the likely
+# (unproven) cause of the LVM SR's one failure seen (`lvchange -ay` succeeded, /dev/VG/LV was
 # gone: "LV not activated"; LVM runs with dom0's udev_rules = 0 and makes the nodes itself).
 # Neither SR's device is watched here: like for like.
 NOWATCH_RULE = "/etc/udev/rules.d/61-rbdsr-bench-loop-nowatch.rules"
