@@ -181,9 +181,17 @@ class RBDSR(shim.ISCSI_SR):
         else:
             self.create_iscsi_sessions(sr_uuid)
             # sm's LVM SR, loading next, sees our VG only if the image is mapped already
-            self.__dict__["_rbd_loaded_mapped"] = self.iscsi.attached
+            self.__dict__["_rbd_loaded_mapped"] = self._mapped_quietly()
         self._set_lvm_device()
         shim.LVM_SR.load(self, sr_uuid)
+
+    def _mapped_quietly(self):
+        """iscsi.attached, or False (reload later: the safe side) when the lookup fails;
+        the operation itself then reports that failure."""
+        try:
+            return self.iscsi.attached
+        except RBDError:
+            return False
 
     def _set_lvm_device(self):
         """SR.__init__ pointed LVM_DEVICE at /dev/disk/by-scsid/<SCSIid>; ours is the stable path."""
