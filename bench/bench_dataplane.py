@@ -20,6 +20,11 @@ taken at its median latency, and the lv/krbd ratio's spread is stated over
 
     tools/vmlab/run-in-vm -- python3 bench/bench_dataplane.py --out /results/dataplane.json
 
+The PV is made as sm's createVG makes it (pvcreate --metadatasize 10M) on the image mapped as
+the driver maps it (--alignment object: pe_start on an object boundary, as on dom0's 4.19
+kernel; --alignment kernel: this kernel's own io hints); the raw krbd region sits alike against
+object boundaries ("tuning"."layout" in the JSON).
+
 With no --conf, a throwaway memstore cluster is started with tools/cephlab.
 """
 import argparse
