@@ -322,13 +322,19 @@ class Pool(object):
     def vdi_snapshot(self, vdi, clone=False):
         r = self.call("vdi_clone" if clone else "vdi_snapshot", vdi=vdi, extra={"driver_params": {}})
         new = _struct(r)["uuid"]
+        db = self.db()
+        rec, orig = db["VDI"][self.vdi_ref(new)], db["VDI"][self.vdi_ref(vdi)]
+        # XAPI copies across the metadata it controls (xapi_vdi's snapshot_and_clone): sm's
+        # record of the new VDI has no name; sm syncs XAPI's names into its MGT volume later
+        for field in ("name_label", "name_description", "type", "sharable", "other_config",
+                      "xenstore_data", "on_boot", "allow_caching"):
+            if field in orig:
+                rec[field] = orig[field]
         if not clone:
             # XAPI marks the new VDI as a snapshot of the original (sm does not)
-            db = self.db()
-            rec = db["VDI"][self.vdi_ref(new)]
             rec.update(is_a_snapshot=True, snapshot_of=self.vdi_ref(vdi),
                        snapshot_time=time.strftime("%Y%m%dT%H:%M:%SZ", time.gmtime()))
-            h.XenAPI.save_db(db, self.dom0.db)
+        h.XenAPI.save_db(db, self.dom0.db)
         return new
 
     def vdi_attach(self, vdi, writable=True):
