@@ -13,7 +13,7 @@ import rbd
 
 from tests.ceph import adminkit as ak
 from tests.ceph import backendkit as kit
-from tests.ceph.test_no_secret_leak import AUTH_GET, ProcScanner, files_containing
+from tests.leakscan import AUTH_GET, ProcScanner, files_containing
 from tests.sshd import sshd  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.ssh
