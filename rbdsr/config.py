@@ -267,21 +267,13 @@ class TargetConfig(object):
 
         cfg._load_credentials(dconf, secret_reader)
 
-        text = _raw(dconf, "ceph_conf")
-        if text:
-            cfg.ceph_conf = _abs_path(text, "ceph_conf")
-        text = _raw(dconf, "size")
-        if text:
-            cfg.size = parse_size(text)
-        text = _raw(dconf, "timeout")
-        if text:
-            cfg.timeout = parse_timeout(text)
-        text = _raw(dconf, "delete_image")
-        if text:
-            cfg.delete_image = parse_bool(text, "delete_image")
-        text = _raw(dconf, "osd_timeout")
-        if text:
-            cfg.osd_timeout = parse_osd_timeout(text)
+        # optional keys: device-config key (= attribute) -> parser; absent or empty keeps the default
+        for key, parse in (("ceph_conf", lambda t: _abs_path(t, "ceph_conf")), ("size", parse_size),
+                           ("timeout", parse_timeout), ("delete_image", lambda t: parse_bool(t, "delete_image")),
+                           ("osd_timeout", parse_osd_timeout)):
+            text = _raw(dconf, key)
+            if text:
+                setattr(cfg, key, parse(text))
         return cfg
 
     def _load_credentials(self, dconf, secret_reader):

@@ -136,7 +136,7 @@ def _flat_source(src, rel):
     raise TreeError("%s: no source for /%s in %s" % (src.manifest, rel, src.path))
 
 
-def _lay_flat(src, root):
+def _lay_flat(src, root, site):
     for rel, target in manifest_entries(src.manifest):
         if not rel.startswith(OPT_SM + "/"):
             raise TreeError("%s: /%s is outside /%s" % (src.manifest, rel, OPT_SM))
@@ -146,7 +146,7 @@ def _lay_flat(src, root):
             _copy(_flat_source(src, rel), os.path.join(root, rel), 0o755)
     typing = os.path.join(src.path, "sm_typing", "__init__.py")
     if os.path.isfile(typing):
-        _copy(typing, os.path.join(root, SITE, "sm_typing.py"), 0o644)
+        _copy(typing, os.path.join(root, site, "sm_typing.py"), 0o644)
 
 
 def _make_vars(makefile):
@@ -161,9 +161,9 @@ def _make_vars(makefile):
     return out
 
 
-def _lay_package(src, root):
+def _lay_package(src, root, site):
     v = _make_vars(os.path.join(src.path, "Makefile"))
-    site = os.path.join(root, SITE)
+    site = os.path.join(root, site)
     shutil.copytree(os.path.join(src.path, "libs", "sm"), os.path.join(site, "sm"),
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in v.get("SM_XML", ["XE_SR_ERRORCODES"]):
@@ -189,10 +189,13 @@ INVENTORY = {
 }
 
 
-def lay_lvm(root, variant="CA-410086"):
+SHIPPED_LVM = "CA-410086"   # ../shared/lvm itself; older variants are its subdirectories
+
+
+def lay_lvm(root, variant=SHIPPED_LVM):
     """dom0's /etc/lvm as shipped (../shared/lvm): 'CA-410086' (today) or 'pre-CA-410086'."""
     base = os.path.join(SHARED, "lvm")
-    if variant != "CA-410086":
+    if variant != SHIPPED_LVM:
         base = os.path.join(base, variant)
     if not os.path.isfile(os.path.join(base, "lvm.conf")):
         raise TreeError("dom0's LVM configuration is not in %s" % base)
@@ -201,13 +204,25 @@ def lay_lvm(root, variant="CA-410086"):
             _copy(os.path.join(base, rel), os.path.join(root, "etc/lvm", rel), 0o644)
 
 
-def lay_out(src, root, lvm="CA-410086"):
+def lay_sm(src, root, site=SITE):
+    """`src`'s sm under `root` as its package installs it: flat trees from their
+    manifest, the sm package as its Makefile installs it (python packages under `site`,
+    relative to root)."""
+    (_lay_package if src.package else _lay_flat)(src, root, site)
+
+
+def sm_tops(src, site=SITE):
+    """The top-level paths (relative to /) that lay_sm writes."""
+    tops = [OPT_SM, os.path.join(site, "sm_typing.py")]
+    if src.package:
+        tops += [os.path.join(site, "sm"), "usr/share/sm", "usr/libexec/sm"]
+    return tops
+
+
+def lay_out(src, root, lvm=SHIPPED_LVM):
     """A stand-in dom0 under `root` with `src`'s sm installed as its package
     installs it, dom0's /etc/lvm and an inventory. Returns root."""
-    if src.package:
-        _lay_package(src, root)
-    else:
-        _lay_flat(src, root)
+    lay_sm(src, root)
     if lvm:
         lay_lvm(root, lvm)
     inv = os.path.join(root, "etc/xensource-inventory")

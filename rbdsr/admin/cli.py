@@ -137,7 +137,8 @@ def _dispatch(args, sr, backend, img):
         _out("%s  %s (%d bytes)" % (digest, args.file, count))
     elif c == "restore":
         img.restore(args.snapshot, sr)
-        _out("SR %s rolled back to %s; attach it again (xe pbd-plug)" % (sr.uuid, args.snapshot))
+        _out("SR %s rolled back to %s; attach it again (xe pbd-plug on every host), then xe sr-scan"
+             % (sr.uuid, args.snapshot))
     elif c == "clone":
         return _clone(args, sr, backend, img)
     elif c == "flatten":

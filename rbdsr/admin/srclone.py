@@ -27,9 +27,11 @@ class CloneError(RBDError):
 
 
 def only_device_config(dev):
-    """--config text under which LVM sees `dev` alone (any device type)."""
+    """--config text under which LVM sees `dev` alone (any device type). It scans /dev:
+    dom0's shipped lvm.conf scans /dev/disk/by-id only (CA-410086), where the clone, mapped
+    by this command, has no link; the filters then keep every other device out."""
     real = os.path.realpath(dev)
-    return ('devices { filter = [ "a|^%s$|", "r|.*|" ] global_filter = [ "a|^%s$|", "r|.*|" ] '
+    return ('devices { scan = [ "/dev" ] filter = [ "a|^%s$|", "r|.*|" ] global_filter = [ "a|^%s$|", "r|.*|" ] '
             'types = [ "rbd", 1024 ] obtain_device_list_from_udev = 0 }' % (real, real))
 
 

@@ -121,6 +121,9 @@ class Xapi(object):
                 dconf = dict(prec.get("device_config") or {})
         if dconf is None:
             raise ConfigError("SR %s has no PBD: no device-config to reach its image" % uuid)
+        # the pool master's PBD first: XAPI plugs a shared SR there before the others
+        master = self.master_uuid()
+        pbds.sort(key=lambda p: p.host_uuid != master)
         if not wants_rbd(dconf):
             raise ConfigError("SR %s is a plain iSCSI SR (port %s), not an RBD SR (%s)"
                               % (uuid, dconf.get("port"), RULE))
@@ -128,6 +131,13 @@ class Xapi(object):
         if not cfg.image:
             raise ConfigError("SR %s has no SCSIid (image) in its device-config" % uuid)
         return SRInfo(ref, uuid, rec.get("name_label", ""), dconf, pbds, cfg)
+
+    def master_uuid(self):
+        """The pool master's host uuid (None when XAPI names no pool)."""
+        for pref in self._call("reading the pool", self.x.pool.get_all):
+            href = self._call("reading the pool master", self.x.pool.get_master, pref)
+            return self._call("reading the pool master", self.x.host.get_uuid, href)
+        return None
 
     def host_uuids(self):
         return sorted(self.x.host.get_uuid(h) for h in self.x.host.get_all())

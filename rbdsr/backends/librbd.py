@@ -217,26 +217,15 @@ class LibrbdBackend(Backend):
             ioctx.close()
 
     def image_info(self, pool, namespace, name):
-        what = "reading image %s" % image_path(pool, namespace, name)
-        ioctx = self._ioctx(pool, namespace)
-        try:
-            img = self._image(ioctx, pool, namespace, name)
+        def info(img):
             try:
-                size = img.size()
-                features = feature_names(img.features())
-                try:
-                    p = img.get_parent_image_spec()
-                    parent = parent_spec(p["pool_name"], p["pool_namespace"], p["image_name"], p["snap_name"])
-                except rbd.ImageNotFound:
-                    parent = None
-                watchers = sorted(w["addr"] for w in img.watchers_list())
-            except (rbd.Error, rados.Error) as e:
-                raise map_rados_error(e, what)
-            finally:
-                img.close()
-        finally:
-            ioctx.close()
-        return ImageInfo(name, size, features, parent, watchers)
+                p = img.get_parent_image_spec()
+                parent = parent_spec(p["pool_name"], p["pool_namespace"], p["image_name"], p["snap_name"])
+            except rbd.ImageNotFound:
+                parent = None
+            return ImageInfo(name, img.size(), feature_names(img.features()), parent,
+                             sorted(w["addr"] for w in img.watchers_list()))
+        return self._with_image(pool, namespace, name, "reading image %s" % image_path(pool, namespace, name), info)
 
     def create_image(self, pool, namespace, name, size):
         self.check_names(pool, namespace, name)

@@ -23,6 +23,8 @@ class Pool(object):
             ref = XenAPI.new_ref("host")
             self.db["host"][ref] = {"uuid": str(uuid.uuid4()), "name_label": "host%d" % i}
             self.hosts.append(ref)
+        # XAPI always has one pool record; its master is host0 here
+        self.db["pool"][XenAPI.new_ref("pool")] = {"uuid": str(uuid.uuid4()), "master": self.hosts[0]}
         self.save()
 
     def save(self):

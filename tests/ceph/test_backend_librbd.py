@@ -19,20 +19,6 @@ MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def admin(ceph_cluster):
-    client = kit.admin(ceph_cluster)
-    yield client
-    client.shutdown()
-
-
-@pytest.fixture(scope="module")
-def pool(admin):
-    name = kit.make_pool(admin)
-    yield name
-    kit.remove_pool(admin, name)
-
-
-@pytest.fixture(scope="module")
 def user(admin, pool):
     cephx_id = "h2-lib-" + uuid.uuid4().hex[:6]
     return cephx_id, kit.make_user(admin, cephx_id, pool)

@@ -15,22 +15,10 @@ from rbdsr.errors import AuthError, ConfigError, InUseError, NotFoundError, RBDE
 from tests.ceph import backendkit as kit
 from tests.sshd import sshd  # noqa: F401  (fixture)
 
+POOL_PREFIX = "h2s"  # tests/ceph/conftest.py names this module's pool
+
 pytestmark = pytest.mark.ssh
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def admin(ceph_cluster):
-    client = kit.admin(ceph_cluster)
-    yield client
-    client.shutdown()
-
-
-@pytest.fixture(scope="module")
-def pool(admin):
-    name = kit.make_pool(admin, "h2s")
-    yield name
-    kit.remove_pool(admin, name)
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,8 @@ from rbdsr.diversion import wants_rbd
 from tests.ceph import backendkit as kit
 from tests.unit import test_config as table
 
+POOL_PREFIX = "h5bad"  # tests/ceph/conftest.py names this module's pool
 SECRETS = [table.KEY, "my-ssh-password!", "pw"]
-
-
-@pytest.fixture(scope="module")
-def admin(ceph_cluster):
-    client = kit.admin(ceph_cluster)
-    yield client
-    client.shutdown()
-
-
-@pytest.fixture(scope="module")
-def pool(admin):
-    name = kit.make_pool(admin, prefix="h5bad")
-    yield name
-    kit.remove_pool(admin, name)
 
 
 @pytest.fixture(scope="module")

@@ -13,21 +13,9 @@ import driverharness as h
 from rbdsr.smglue import probexml
 from tests.ceph import backendkit as kit
 
+POOL_PREFIX = "h5"  # tests/ceph/conftest.py names this module's pool
+
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def admin(ceph_cluster):
-    client = kit.admin(ceph_cluster)
-    yield client
-    client.shutdown()
-
-
-@pytest.fixture(scope="module")
-def pool(admin):
-    name = kit.make_pool(admin, prefix="h5")
-    yield name
-    kit.remove_pool(admin, name)
 
 
 @pytest.fixture(scope="module")

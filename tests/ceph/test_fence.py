@@ -13,6 +13,8 @@ from rbdsr import fence
 from rbdsr.errors import RBDError
 from tests.ceph import backendkit as kit
 
+POOL_PREFIX = "h13f"  # tests/ceph/conftest.py names this module's pool
+
 MiB = 1 << 20
 
 
@@ -37,20 +39,6 @@ class XapiStandIn(object):
             PBD=_Obj(get_all_records=lambda: {"OpaqueRef:pbd": {"SR": "OpaqueRef:sr", "device_config": dconf}}),
             SR=_Obj(get_uuid=lambda r: sr_uuid),
             secret=_Obj(get_by_uuid=lambda u: u, get_value=lambda r: None))
-
-
-@pytest.fixture(scope="module")
-def admin(ceph_cluster):
-    client = kit.admin(ceph_cluster)
-    yield client
-    client.shutdown()
-
-
-@pytest.fixture(scope="module")
-def pool(admin):
-    name = kit.make_pool(admin, "h13f")
-    yield name
-    kit.remove_pool(admin, name)
 
 
 def _client(ceph_cluster):

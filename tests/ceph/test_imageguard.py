@@ -14,21 +14,9 @@ from rbdsr.errors import InUseError
 from tests.ceph import backendkit as kit
 from tests.sshd import sshd  # noqa: F401  (fixture)
 
+POOL_PREFIX = "h13g"  # tests/ceph/conftest.py names this module's pool
+
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def admin(ceph_cluster):
-    client = kit.admin(ceph_cluster)
-    yield client
-    client.shutdown()
-
-
-@pytest.fixture(scope="module")
-def pool(admin):
-    name = kit.make_pool(admin, "h13g")
-    yield name
-    kit.remove_pool(admin, name)
 
 
 @pytest.fixture(scope="module")

@@ -30,15 +30,13 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path[:0] = [p for p in (os.path.join(REPO, "tests"), os.path.join(REPO, "tests", "sm")) if p not in sys.path]
 
 import driverharness as h  # noqa: E402  (argv XML-RPC calls, results, the XAPI stand-in)
-import realsm  # noqa: E402  (tests/sm: the package layout copy, the syslog/fairlock stubs)
+import realsm  # noqa: E402  (tests/sm: the syslog/fairlock stubs)
+import smdom0  # noqa: E402  (tests: laying a real sm tree and dom0's /etc/lvm out)
 
-SHARED = os.environ.get("RBDSR_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
-SM_TREES = os.path.join(SHARED, "sm")
-LVM_CONFS = os.path.join(SHARED, "lvm")
+SM_TREES = smdom0.shared_sm_dir()
 SM_DIR = "/opt/xensource/sm"
-SITE = "/usr/lib/python3.11/site-packages"   # the sm package's home (xapi-project/sm layout)
+SITE = "/usr/lib/python3.11/site-packages"   # dom0's site-packages, here for the guest's python3.11
 DIST = "/usr/lib/python3/dist-packages"      # dom0 has XenAPI, fairlock, bitarray in site-packages
-LIBEXEC = "/usr/libexec/sm"                  # sm master's commands (cleanup...)
 UNIT_DIR = "/usr/lib/systemd/system"         # sm's Makefile: SYSTEMD_SERVICE_DIR
 SYSTEMCTL = "/usr/bin/systemctl"             # sm runs this path, not a PATH lookup
 SYSTEMCTL_STANDIN = os.path.join(REPO, "tests", "dom0bin", "systemctl")
@@ -59,50 +57,6 @@ LIFECYCLES = [
     ("xapi-master", SHIPPED, True),
     ("xcpng-8.3-2025", PRE_CA, False),
 ]
-
-
-def tree_layout(tree_id):
-    src = os.path.join(SM_TREES, tree_id)
-    if os.path.isdir(os.path.join(src, "libs", "sm")):
-        return "package"
-    if os.path.isdir(os.path.join(src, "drivers")):
-        return "flat"
-    raise AssertionError("%s is not an sm tree (no drivers/ nor libs/sm)" % src)
-
-
-def read_manifest(tree_id):
-    """[(name, symlink target or None)] of /opt/xensource/sm from <tree>.manifest."""
-    out = []
-    with open(os.path.join(SM_TREES, tree_id + ".manifest")) as f:
-        for line in f:
-            line = line.strip()
-            if not line.startswith(SM_DIR + "/"):
-                continue
-            name, _, target = line[len(SM_DIR) + 1:].partition(" -> ")
-            out.append((name.split()[0], target or None))
-    return out
-
-
-def layout_flat(tree_id, dest=SM_DIR):
-    """/opt/xensource/sm exactly as the manifest lists it (files from drivers/); returns the
-    manifest entries that the source tree does not carry (other packages ship them)."""
-    src = os.path.join(SM_TREES, tree_id)
-    missing = []
-    os.makedirs(dest)
-    for name, target in read_manifest(tree_id):
-        path = os.path.join(dest, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if target:
-            os.symlink(target, path)
-            continue
-        from_file = os.path.join(src, "drivers", name)
-        if os.path.isfile(from_file):
-            shutil.copy2(from_file, path)
-        else:
-            missing.append(name)
-    if os.path.isdir(os.path.join(src, "sm_typing")):
-        shutil.copytree(os.path.join(src, "sm_typing"), os.path.join(dest, "sm_typing"))
-    return missing
 
 
 def plugin_files(tree_id):
@@ -140,15 +94,15 @@ class Dom0(object):
 
     def __init__(self, tree_id, work, results, name=None):
         self.tree_id = tree_id
-        self.src = os.path.join(SM_TREES, tree_id)
-        self.layout = tree_layout(tree_id)
+        self.sm = smdom0.SMSource(tree_id, os.path.join(SM_TREES, tree_id))
+        self.src = self.sm.path
+        self.layout = "package" if self.sm.package else "flat"
         self.work = work
         self.results = results
         self.smlog = os.path.join(results, "SMlog-%s" % (name or tree_id))
         self.db = os.path.join(work, "xapi.json")
         self.script = os.path.join(SM_DIR, "LVMoISCSISR")
         self._saved = {}      # path -> backup path (or None: did not exist)
-        self.notes = []
 
     # -- laying the dom0 out ------------------------------------------------------
 
@@ -181,38 +135,18 @@ class Dom0(object):
 
     def install(self, lvm_variant=PRE_CA):
         os.makedirs(self.work, exist_ok=True)
-        for p in (SM_DIR, SITE, "/etc/lvm", "/etc/xapi.d", "/var/lock/sm", "/dev/sm",
-                  "/run/nonpersistent"):
+        tops = ["/" + p for p in smdom0.sm_tops(self.sm, SITE.lstrip("/"))]
+        for p in tops + ["/etc/lvm", "/etc/xapi.d", "/var/lock/sm", "/dev/sm", "/run/nonpersistent"]:
             self._save(p)
-        for p in (SM_DIR, os.path.join(SITE, "sm"), "/var/lock/sm"):
-            if os.path.lexists(p):
+        for p in tops + ["/var/lock/sm"]:
+            if os.path.isdir(p) and not os.path.islink(p):
                 shutil.rmtree(p)
-        if self.layout == "flat":
-            missing = layout_flat(self.tree_id)
-            if missing:
-                self.notes.append("manifest entries no source file gives (other packages): %s" % missing)
-        else:
-            # as sm master's Makefile installs it: the package in site-packages, the driver
-            # launcher in /opt/xensource/sm, the error table in /usr/share/sm
-            shutil.copytree(os.path.join(self.src, "libs", "sm"), os.path.join(SITE, "sm"),
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            os.makedirs(SM_DIR)
-            shutil.copy2(os.path.join(self.src, "drivers", "LVMoISCSISR"), SM_DIR)
-            self._put("/usr/share/sm/XE_SR_ERRORCODES.xml",
-                      copy_from=os.path.join(self.src, "libs", "sm", "core", "XE_SR_ERRORCODES.xml"))
-            # the commands sm master's Makefile installs in /usr/libexec/sm (its GC unit runs
-            # /usr/libexec/sm/cleanup), with their legacy links in /opt/xensource/sm
-            with open(os.path.join(self.src, "Makefile")) as f:
-                cmds = re.findall(r"^SM_LIBEXEC_PY_CMDS \+= (\S+)", f.read(), re.M)
-            self._save(LIBEXEC)
-            os.makedirs(LIBEXEC, exist_ok=True)
-            for cmd in cmds:
-                shutil.copy2(os.path.join(self.src, "utils", cmd), os.path.join(LIBEXEC, cmd))
-                os.symlink(os.path.join(LIBEXEC, cmd), os.path.join(SM_DIR, cmd + ".py"))
-            # dom0's python3 has its site-packages on sys.path; Debian's python3 gets it as a
-            # site dir (its .pth files processed, e.g. the installer's rbdsr.pth)
-            self._put(os.path.join(DIST, "dom0-site-packages.pth"),
-                      "import site; site.addsitedir(%r)\n" % SITE)
+            elif os.path.lexists(p):
+                os.unlink(p)
+        smdom0.lay_sm(self.sm, "/", SITE.lstrip("/"))
+        # dom0's python3 has its site-packages on sys.path; Debian's python3 gets it as a
+        # site dir (its .pth files processed, e.g. the installer's rbdsr.pth)
+        self._put(os.path.join(DIST, "dom0-site-packages.pth"), "import site; site.addsitedir(%r)\n" % SITE)
         # dom0's python has XenAPI(Plugin), fairlock and bitarray: stand-ins take their place
         for name in ("XenAPI.py", "XenAPIPlugin.py"):
             self._put(os.path.join(DIST, name), copy_from=os.path.join(h.XAPI_STUB, name))
@@ -230,11 +164,7 @@ class Dom0(object):
         self._put(SYSTEM_CONF, "[Manager]\nDefaultEnvironment=%s\n" % " ".join(
             '"%s=%s"' % kv for kv in sorted(self.service_env().items())))
         # dom0's shipped LVM config (both /etc/lvm and /etc/lvm/master)
-        lvm_src = os.path.join(LVM_CONFS, lvm_variant) if lvm_variant else LVM_CONFS
-        for rel in ("lvm.conf", "lvmlocal.conf", "master/lvm.conf", "master/lvmlocal.conf"):
-            s = os.path.join(lvm_src, rel)
-            if os.path.isfile(s):
-                self._put(os.path.join("/etc/lvm", rel), copy_from=s)
+        smdom0.lay_lvm("/", lvm_variant or smdom0.SHIPPED_LVM)
         for d in ("/var/lock/sm", "/dev/sm", "/run/nonpersistent"):
             os.makedirs(d, exist_ok=True)
         if not os.path.lexists("/etc/mtab"):  # dom0 has it; sm reads it (block scheduler)
@@ -246,8 +176,7 @@ class Dom0(object):
 
     def service_env(self):
         """What the real sm processes need that dom0 has elsewhere (syslog -> SMlog file)."""
-        path = [realsm.STUBS] + ([SITE] if self.layout == "package" else [])
-        return {"PYTHONPATH": os.pathsep.join(path), "SMLOG": self.smlog, "FAKEXAPI_DB": self.db}
+        return {"PYTHONPATH": os.pathsep.join([realsm.STUBS, SITE]), "SMLOG": self.smlog, "FAKEXAPI_DB": self.db}
 
     def remove(self):
         for path, bak in sorted(self._saved.items(), reverse=True):
@@ -393,13 +322,19 @@ class Pool(object):
     def vdi_snapshot(self, vdi, clone=False):
         r = self.call("vdi_clone" if clone else "vdi_snapshot", vdi=vdi, extra={"driver_params": {}})
         new = _struct(r)["uuid"]
+        db = self.db()
+        rec, orig = db["VDI"][self.vdi_ref(new)], db["VDI"][self.vdi_ref(vdi)]
+        # XAPI copies across the metadata it controls (xapi_vdi's snapshot_and_clone): sm's
+        # record of the new VDI has no name; sm syncs XAPI's names into its MGT volume later
+        for field in ("name_label", "name_description", "type", "sharable", "other_config",
+                      "xenstore_data", "on_boot", "allow_caching"):
+            if field in orig:
+                rec[field] = orig[field]
         if not clone:
             # XAPI marks the new VDI as a snapshot of the original (sm does not)
-            db = self.db()
-            rec = db["VDI"][self.vdi_ref(new)]
             rec.update(is_a_snapshot=True, snapshot_of=self.vdi_ref(vdi),
                        snapshot_time=time.strftime("%Y%m%dT%H:%M:%SZ", time.gmtime()))
-            h.XenAPI.save_db(db, self.dom0.db)
+        h.XenAPI.save_db(db, self.dom0.db)
         return new
 
     def vdi_attach(self, vdi, writable=True):

@@ -19,6 +19,8 @@ allocates every block with `vhd-util fill -b`, writes the data in place and read
 the VHD chain with tests/vm/vhdio.py (qemu-io, format vpc, agrees where the VHD has no parent;
 its own writes would clobber the batmap XenServer's VHDs keep after the BAT).
 """
+import contextlib
+import copy
 import os
 import re
 import shutil
@@ -131,20 +133,43 @@ def vhd_tree(vg):
     return tree
 
 
-def expect_pattern(vg, vdi, also_qemu=False):
+def write_data(vg, vdi, size, pattern=PATTERN):
+    """tapdisk's part: allocate every block of the VDI's VHD (`vhd-util fill -b`: every
+    block of the virtual size, bitmaps all present; without -b, fill walks the whole max
+    BAT, past the virtual size, and ends in ERANGE), then write 1 MiB of each (offset, byte)
+    of pattern in place."""
+    path = "/dev/%s/VHD-%s" % (vg, vdi)
+    with ActiveLVs(vg, ["VHD-" + vdi]):
+        sh(["vhd-util", "fill", "-n", path, "-b", "-f", "0", "-t", str(size // 512 - 1)])
+        overwrite_data(vg, vdi, pattern)
+
+
+def overwrite_data(vg, vdi, pattern):
+    """Write 1 MiB of each (offset, byte) in place (the blocks are allocated already)."""
+    with ActiveLVs(vg):  # every VHD LV: a differencing VHD opens its parents too
+        v = VHD("/dev/%s/VHD-%s" % (vg, vdi))
+        for off, byte in pattern:
+            v.write(off, bytes([byte]) * MIB)
+
+
+def expect_pattern(vg, vdi, also_qemu=False, pattern=PATTERN, unwritten=8 * MIB):
+    """The data of pattern (64 KiB at each offset) read back through the VHD chain, and
+    zeros at `unwritten` (None: not checked); returns the chain."""
     path = "/dev/%s/VHD-%s" % (vg, vdi)
     with ActiveLVs(vg):
         v = VHD(path)
         try:
-            for off, byte in PATTERN:
-                assert v.read(off, 64 * 1024) == bytes([byte]) * 64 * 1024, \
-                    "VDI %s: data at %d not found through chain %s" % (vdi, off, v.chain())
-            assert v.read(8 * MIB, 4096) == bytes(4096)  # never written
+            for off, byte in pattern:
+                got = v.read(off, 64 * 1024)
+                assert got == bytes([byte]) * 64 * 1024, "VDI %s: 0x%02x at %d not found through chain %s (found" \
+                    " 0x%02x...)" % (vdi, byte, off, v.chain(), got[0])
+            if unwritten is not None:
+                assert v.read(unwritten, 4096) == bytes(4096)  # never written
             chain = v.chain()
         finally:
             v.close()
         if also_qemu:  # a plain dynamic VHD again: qemu's own reader agrees
-            for off, byte in PATTERN:
+            for off, byte in pattern:
                 out = sh(["qemu-io", "-f", "vpc", "-r", "-c", "read -P 0x%x %d 64k" % (byte, off), path]).stdout
                 assert "read 65536/65536 bytes" in out and "verification failed" not in out, out
     return chain
@@ -155,13 +180,20 @@ def run(tree_id, lvm, ceph, results, workdir, full=True, steps=None):
     afterwards. Returns the Steps table."""
     name = "%s-lvm-%s" % (tree_id, lvm or "shipped")
     steps = steps or Steps(name, results)
+    image = "%s-%s" % (IMAGE, name.replace(".", "-"))
+    with stand_in_dom0(tree_id, results, workdir, name) as dom0:
+        lifecycle(steps, dom0, lvm, ceph, image, ceph.key.reveal(), full=full)
+    return steps
+
+
+@contextlib.contextmanager
+def stand_in_dom0(tree_id, results, workdir, name):
+    """A Dom0 of the sm tree (not installed yet), and afterwards everything put back."""
     dom0 = Dom0(tree_id, os.path.join(workdir, "dom0-" + name), results, name=name)
     if os.path.exists(dom0.smlog):
         os.unlink(dom0.smlog)
-    image = "%s-%s" % (IMAGE, name.replace(".", "-"))
-    key = ceph.key.reveal()
     try:
-        lifecycle(steps, dom0, lvm, ceph, image, key, full=full)
+        yield dom0
     finally:
         # after a failed step the SR may still be attached (the uninstaller refuses then):
         # deactivate and unmap first; then everything RBDSR installed goes (disable alone
@@ -175,7 +207,6 @@ def run(tree_id, lvm, ceph, results, workdir, full=True, steps=None):
             os.unlink(unit_log)
         dom0.remove()
         unmap_all()
-    return steps
 
 
 def _gc_logs():
@@ -183,11 +214,8 @@ def _gc_logs():
     return [os.path.join(d, n) for n in os.listdir(d) if n.endswith(".log")] if os.path.isdir(d) else []
 
 
-def lifecycle(steps, dom0, lvm, ceph, image, key, full=True):
-    """Every step on one stand-in dom0. full=False is the shorter path for the other sm
-    shapes when time is short: install, wizard, sr_create/attach, vdi_create, snapshot,
-    attach/detach, delete, the GC, sr_detach/delete, disable -- no second host, data,
-    clone, resize, coalesce, grow or HA."""
+def install(steps, dom0, lvm):
+    """The stand-in dom0 laid out, RBDSR installed and hooked in (two steps)."""
     with steps("stand-in dom0 from the real tree, LVM config %s" % (lvm or "as shipped")):
         dom0.install(lvm)
 
@@ -197,11 +225,24 @@ def lifecycle(steps, dom0, lvm, ceph, image, key, full=True):
         p = installer("check")
         assert p.returncode == 0, p.stdout + p.stderr
 
-    pool = Pool(dom0, {}, secrets=[key], hosts=2)
+
+def rbd_pool(dom0, ceph, image, key, hosts):
+    """XAPI's records of a pool with `hosts` hosts and one RBD SR on `image`, its PBDs'
+    device-config naming the key by a XAPI secret, as the wizard leaves them."""
+    pool = Pool(dom0, {}, secrets=[key], hosts=hosts)
+    pool.set_dconf({"target": ceph.mon_addr, "port": "6789", "targetIQN": ceph.pool, "SCSIid": image,
+                    "chapuser": "admin", "chappassword_secret": pool.refs["secrets"][key], "timeout": "60"})
+    return pool
+
+
+def lifecycle(steps, dom0, lvm, ceph, image, key, full=True):
+    """Every step on one stand-in dom0. full=False is the shorter path for the other sm
+    shapes when time is short: install, wizard, sr_create/attach, vdi_create, snapshot,
+    attach/detach, delete, the GC, sr_detach/delete, disable -- no second host, data,
+    clone, resize, coalesce, grow or HA."""
+    install(steps, dom0, lvm)
+    pool = rbd_pool(dom0, ceph, image, key, hosts=2)
     vg = "VG_XenStorage-" + pool.sr_uuid
-    dconf = {"target": ceph.mon_addr, "port": "6789", "targetIQN": ceph.pool, "SCSIid": image,
-             "chapuser": "admin", "chappassword_secret": pool.refs["secrets"][key], "timeout": "60"}
-    pool.set_dconf(dconf)
     wizard = {"target": ceph.mon_addr, "port": "6789", "chapuser": "admin", "chappassword": key}
 
     with steps("wizard 1: monitors + credentials -> pools"):
@@ -245,14 +286,7 @@ def lifecycle(steps, dom0, lvm, ceph, image, key, full=True):
 
     if full:
         with steps("write data into the VDI (vhd-util fill, then in place)"):
-            path = "/dev/%s/VHD-%s" % (vg, vdi)
-            with ActiveLVs(vg, ["VHD-" + vdi]):
-                # -b: allocate every block of the virtual size, bitmaps all present (without -b,
-                # fill walks the whole max BAT, past the virtual size, and ends in ERANGE)
-                sh(["vhd-util", "fill", "-n", path, "-b", "-f", "0", "-t", str(VDI_SIZE // 512 - 1)])
-                v = VHD(path)
-                for off, byte in PATTERN:
-                    v.write(off, bytes([byte]) * MIB)
+            write_data(vg, vdi, VDI_SIZE)
             expect_pattern(vg, vdi, also_qemu=True)
             vhd_check_all(vg)
 
@@ -371,3 +405,17 @@ def _gc_settle(pool, vg, vdi, timeout=GC_TIMEOUT):
 def _images(ceph):
     import rbd
     return rbd.RBD().list(ceph.ioctx())
+
+
+def sr_view(pool, sr_uuid):
+    """The same pool (XAPI stand-in, hosts, dom0) speaking for another of its SRs, e.g.
+    one XAPI's SR.introduce + PBD.create made: its calls go to sm with that SR's uuid,
+    ref and the master's PBD's device-config."""
+    db = pool.db()
+    (ref,) = [r for r, rec in db["SR"].items() if rec["uuid"] == sr_uuid]
+    view = copy.copy(pool)
+    view.sr_uuid = sr_uuid
+    view.refs = dict(pool.refs, sr=ref, pbds=[p for p, rec in db["PBD"].items() if rec["SR"] == ref])
+    view.dconf = next(dict(rec["device_config"]) for rec in db["PBD"].values()
+                      if rec["SR"] == ref and rec["host"] == pool.refs["hosts"][0])
+    return view

@@ -9,15 +9,19 @@ inspects afterwards. Calls follow XenAPI's naming: `<class>.get_<field>`,
 language: field "name" = "value", and, or, not, parentheses), `create`, `destroy`,
 `VDI.db_introduce/db_forget`, `host.call_plugin` (runs /etc/xapi.d/plugins/<name> as
 XAPI does: the XML-RPC call in argv[1], the XenAPIPlugin answer on stdout; every host is
-this machine), `SR.update` (runs the SR's driver with sr_update on the master, as XAPI
-does), `Async.<class>.<call>` (a task; SR.update runs in the background, the task's status
+this machine), `SR.update` / `SR.scan` (run the SR's driver with sr_update / sr_scan on
+the master, as XAPI does), `SR.introduce` (a record only, as XAPI's), `PBD.create` (one
+PBD per SR and host; every *password_secret is duplicated into a new secret, as XAPI's
+Xapi_secret.duplicate_passwds), `PBD.plug` / `PBD.unplug` (the driver's sr_attach /
+sr_detach with that PBD's device-config, SRmaster on the master's, then currently_attached), `Async.<class>.<call>` (a task; SR.update runs in the background, the task's status
 says when it ended), `task.cancel`.
 
 Records have XAPI's field names; a field a record lacks reads as XAPI's default for it
 (FIELDS). Errors are XAPI's: HANDLE_INVALID [class, ref], UUID_INVALID [class, uuid],
 MESSAGE_METHOD_UNKNOWN [class.method] for a field the class does not have,
 MAP_DUPLICATE_KEY [class, field, ref, key], UNIQUENESS_CONSTRAINT_VIOLATION [class, field,
-value], XENAPI_MISSING_PLUGIN [name],
+value], XENAPI_MISSING_PLUGIN [name], SR_UUID_EXISTS [uuid], PBD_EXISTS [sr, host, pbd],
+VALUE_NOT_SUPPORTED [key, value, reason], OPERATION_NOT_ALLOWED [reason],
 XENAPI_PLUGIN_FAILURE [reason, stdout, stderr].
 """
 import fcntl
@@ -277,6 +281,8 @@ class _Class(object):
         return dict((r, v) for r, v in self.get_all_records().items() if _match(expr, v))
 
     def create(self, *args):
+        if self._name == "PBD":
+            return self._pbd_create(*args)
         if self._name == "message":
             # message.create(name, priority, class, obj_uuid, body), as sm calls it
             name, priority, cls, obj_uuid, body = args
@@ -296,7 +302,15 @@ class _Class(object):
 
     def destroy(self, ref):
         with _Locked() as db:
-            self._rec(db, ref)
+            rec = self._rec(db, ref)
+            if self._name == "PBD":
+                # XAPI's: refused while attached; the PBD's own secrets go with it
+                if rec.get("currently_attached"):
+                    raise Failure(["OPERATION_NOT_ALLOWED", "PBD is currently attached"])
+                gone = set(v for k, v in (rec.get("device_config") or {}).items()
+                           if k.endswith("password_secret"))
+                for sref in [r for r, s in db["secret"].items() if s.get("uuid") in gone]:
+                    del db["secret"][sref]
             del db[self._name][ref]
 
     def _known(self, field, method):
@@ -346,7 +360,8 @@ class _Class(object):
                     self._rec(db, ref).setdefault(field, {}).pop(key, None)
             return remover
         if (self._name, attr) in (("VDI", "db_introduce"), ("VDI", "db_forget"), ("host", "call_plugin"),
-                                  ("SR", "update"), ("task", "cancel")):
+                                  ("SR", "update"), ("SR", "scan"), ("SR", "introduce"), ("PBD", "plug"),
+                                  ("PBD", "unplug"), ("task", "cancel")):
             return getattr(self, "_" + attr)
         raise Failure(["MESSAGE_METHOD_UNKNOWN", "%s.%s" % (self._name, attr)])
 
@@ -395,6 +410,70 @@ class _Class(object):
         """SR.update: XAPI runs the SR's driver with sr_update on the pool master."""
         return _run_driver("sr_update", sr_ref, self._session.ref)
 
+    def _scan(self, sr_ref):
+        """SR.scan: XAPI runs the SR's driver with sr_scan on the pool master."""
+        _run_driver("sr_scan", sr_ref, self._session.ref)
+
+    def _introduce(self, uuid, name_label, name_description, sr_type, content_type, shared, sm_config):
+        """SR.introduce: a record for an SR that exists on its storage; no driver call
+        (XAPI's: sizes -1 until a scan, uuid "" gets a new one)."""
+        uuid = uuid or str(_uuid.uuid4())
+        with _Locked() as db:
+            if any(v.get("uuid") == uuid for v in db["SR"].values()):
+                raise Failure(["SR_UUID_EXISTS", uuid])
+            ref = new_ref("SR")
+            db["SR"][ref] = {"uuid": uuid, "name_label": name_label, "name_description": name_description,
+                             "type": sr_type.lower(), "content_type": content_type, "shared": bool(shared),
+                             "sm_config": dict(sm_config or {}), "other_config": {},
+                             "virtual_allocation": "0", "physical_size": "-1", "physical_utilisation": "-1"}
+        return ref
+
+    def _pbd_create(self, record):
+        """PBD.create as XAPI's Xapi_pbd.create_common: one PBD per (SR, host), no SRmaster
+        key, each *password_secret copied into a new secret (every PBD owns its own),
+        other_config not taken."""
+        record = dict(record)
+        dconf = dict(record.get("device_config") or {})
+        with _Locked() as db:
+            sr, host = record.get("SR"), record.get("host")
+            if sr not in db["SR"]:
+                raise Failure(["HANDLE_INVALID", "SR", str(sr)])
+            if host not in db["host"]:
+                raise Failure(["HANDLE_INVALID", "host", str(host)])
+            for ref, pbd in db["PBD"].items():
+                if pbd.get("SR") == sr and pbd.get("host") == host:
+                    raise Failure(["PBD_EXISTS", sr, host, ref])
+            if "SRmaster" in dconf:
+                raise Failure(["VALUE_NOT_SUPPORTED", "SRmaster", str(dconf["SRmaster"]),
+                               "This key is for internal use only"])
+            for k, v in sorted(dconf.items()):
+                if k.endswith("password_secret"):
+                    old = [s for s in db["secret"].values() if s.get("uuid") == v]
+                    if not old:
+                        raise Failure(["UUID_INVALID", "secret", str(v)])
+                    dconf[k] = str(_uuid.uuid4())
+                    db["secret"][new_ref("secret")] = {"uuid": dconf[k], "value": old[0].get("value", ""),
+                                                       "other_config": {}}
+            ref = new_ref("PBD")
+            db["PBD"][ref] = {"uuid": str(_uuid.uuid4()), "SR": sr, "host": host, "device_config": dconf,
+                              "currently_attached": False, "other_config": {}}
+        return ref
+
+    def _plug(self, pbd_ref):
+        """PBD.plug: the driver's sr_attach on the PBD's host (this machine), then attached."""
+        pbd = self._rec(load_db(), pbd_ref)
+        if not pbd.get("currently_attached"):
+            _run_driver("sr_attach", pbd["SR"], self._session.ref, pbd_ref=pbd_ref)
+            with _Locked() as db:
+                self._rec(db, pbd_ref)["currently_attached"] = True
+
+    def _unplug(self, pbd_ref):
+        pbd = self._rec(load_db(), pbd_ref)
+        if pbd.get("currently_attached"):
+            _run_driver("sr_detach", pbd["SR"], self._session.ref, pbd_ref=pbd_ref)
+            with _Locked() as db:
+                self._rec(db, pbd_ref)["currently_attached"] = False
+
     def _cancel(self, task_ref):
         with _Locked() as db:
             rec = self._rec(db, task_ref)
@@ -404,25 +483,32 @@ class _Class(object):
 
 def _driver_for(sr_type):
     """The driver XAPI runs for an SR type: /opt/xensource/sm/<Type>SR (lvmoiscsi -> LVMoISCSISR)."""
-    for name in sorted(os.listdir(SM_DIR)):
+    sm_dir = os.environ.get("FAKEXAPI_SM_DIR", SM_DIR)
+    for name in sorted(os.listdir(sm_dir)) if os.path.isdir(sm_dir) else []:
         if name.lower() == sr_type.lower() + "sr":
-            return os.path.join(SM_DIR, name)
+            return os.path.join(sm_dir, name)
     raise Failure(["SR_UNKNOWN_DRIVER", sr_type])
 
 
-def _run_driver(command, sr_ref, session_ref):
-    """Run an SR-level command of the SR's driver on the master, as XAPI does."""
+def _run_driver(command, sr_ref, session_ref, pbd_ref=None):
+    """Run an SR-level command of the SR's driver, as XAPI does: on the master with its
+    PBD (SRmaster), or for pbd_ref with that PBD (SRmaster when its host is the master)."""
     db = load_db()
     sr = db["SR"].get(sr_ref)
     if sr is None:
         raise Failure(["HANDLE_INVALID", "SR", sr_ref])
     master = next((p["master"] for p in db["pool"].values()), None) or next(iter(db["host"]), NULL)
-    pbd = next((p for p in db["PBD"].values() if p["SR"] == sr_ref and p["host"] == master), None)
+    if pbd_ref is None:
+        pbd = next((p for p in db["PBD"].values() if p["SR"] == sr_ref and p["host"] == master), None)
+    else:
+        pbd = db["PBD"].get(pbd_ref)
     if pbd is None:
         raise Failure(["SR_NO_PBDS", sr_ref])
-    dconf = dict(pbd.get("device_config") or {}, SRmaster="true")
+    dconf = dict(pbd.get("device_config") or {})
+    if pbd["host"] == master:
+        dconf["SRmaster"] = "true"
     params = {"command": command, "device_config": dconf, "session_ref": session_ref,
-              "sr_ref": sr_ref, "sr_uuid": sr["uuid"], "host_ref": master, "args": []}
+              "sr_ref": sr_ref, "sr_uuid": sr["uuid"], "host_ref": pbd["host"], "args": []}
     p = subprocess.Popen([sys.executable, _driver_for(sr["type"]),
                           xmlrpc.client.dumps((params,), command)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
