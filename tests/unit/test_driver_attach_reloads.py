@@ -13,6 +13,7 @@ import json, sys
 from rbdsr.smglue import driver, shim
 
 calls = {"load": 0, "expand_check": 0, "checkVG": 0}
+connects = []
 
 class FakeTransport(object):
     attached = True
@@ -22,7 +23,8 @@ class FakeTransport(object):
         pass
     def backend(self):
         from rbdsr.errors import RBDError
-        raise RBDError("no cluster in this test")  # sr_update's over-commit warning: skipped
+        connects.append(1)
+        raise RBDError("no cluster in this test")  # the over-commit warning: skipped
 
 def fake_load(self, uuid):
     calls["load"] += 1
@@ -33,7 +35,9 @@ shim.LVM_SR.scan = lambda self, uuid: None
 shim.lvutil._checkVG = lambda vg: calls.__setitem__("checkVG", calls["checkVG"] + 1) or True
 shim.lvutil._getVGstats = lambda vg: calls.__setitem__("expand_check", calls["expand_check"] + 1) or {
     "physical_size": 1 << 40}
-driver.lvm_pv.device_size = lambda dev: 1 << 30
+driver.lvm_pv.device_size = lambda dev: DEV_SIZE[0]
+driver.lvm_pv.resize = lambda dev: DEV_SIZE[0]
+DEV_SIZE = [1 << 30]
 
 class NonIniting(driver.RBDSR):
     def __init__(self, cmd):
@@ -64,6 +68,15 @@ sr = NonIniting("sr_detach")  # mapped when sm's LVM SR loaded: it saw the VG th
 sr.__dict__["_rbd_loaded_mapped"] = True
 sr._pathrefresh()
 out["detach"] = dict(calls, device=sr.dconf.get("device"))
+# Ceph connections for the over-commit warning: XAPI's periodic sr_scan of an image that
+# did not grow opens none; sr_update does, and so does any call that found the image grown
+out["connects"] = {}
+for cmd, size in (("sr_scan", 1 << 30), ("sr_update", 1 << 30), ("sr_scan", 1 << 41), ("sr_attach", 1 << 41)):
+    del connects[:]
+    DEV_SIZE[0] = size
+    sr = NonIniting(cmd)
+    sr._expand_size()
+    out["connects"]["%s %s" % (cmd, "grown" if size > 1 << 40 else "same")] = len(connects)
 print(json.dumps(out))
 """
 
@@ -80,3 +93,4 @@ def test_attach_reloads_sm_lvm_once(tmp_path):
     assert out["update"] == {"load": 1, "expand_check": 1, "checkVG": 1}, out
     # sr_detach: the image was mapped when sm's LVM SR loaded: the path is set, no second load
     assert out["detach"] == {"load": 0, "expand_check": 0, "checkVG": 0, "device": "/dev/rbdsr/rbd/-/img"}, out
+    assert out["connects"] == {"sr_scan same": 0, "sr_update same": 1, "sr_scan grown": 1, "sr_attach grown": 1}, out
