@@ -262,13 +262,16 @@ class RBDSR(shim.ISCSI_SR):
         dev = self.iscsi.device_path()
         dev_size = lvm_pv.device_size(dev)
         vg_size = lvutil._getVGstats(self.vgname)["physical_size"]
-        if dev_size >= vg_size + GROW_THRESHOLD:
+        grown = dev_size >= vg_size + GROW_THRESHOLD
+        if grown:
             t0 = time.time()
             new = lvm_pv.resize(dev)
             _log("PV %s grown from VG size %d to PV size %d (image %d bytes) in %.2fs"
                  % (dev, vg_size, new, dev_size, time.time() - t0))
-        # Not on attach: a Ceph connection there costs seconds; XAPI scans SRs regularly.
-        if self.cmd in ("sr_scan", "sr_update"):
+        # The over-commit check needs a Ceph connection (seconds on a busy host), so not on
+        # every attach and every periodic sr_scan of XAPI's: when the image grew, and on an
+        # admin's sr_update. A pool filling up otherwise is Ceph's own POOL_NEAR_FULL warning.
+        if grown or self.cmd == "sr_update":
             self._warn_overcommit(dev_size)
 
     def _warn_overcommit(self, image_size):
