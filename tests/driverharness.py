@@ -26,6 +26,17 @@ import XenAPI  # noqa: E402  (the stub, for seeding and inspecting the XAPI data
 SESSION_REF = "OpaqueRef:session-0"
 
 
+
+def edited(base, changes):
+    """base with changes applied: a value of None removes that key (a missing field)."""
+    d = dict(base)
+    for k, v in changes.items():
+        if v is None:
+            d.pop(k, None)
+        else:
+            d[k] = v
+    return d
+
 def method_call(command, device_config, sr_uuid=None, sr_ref=None, host_ref=None, args=None,
                 session_ref=SESSION_REF, sr_sm_config=None, vdi_uuid=None, vdi_ref=None,
                 extra=None):

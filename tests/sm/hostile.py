@@ -14,6 +14,8 @@ ctx.password, so the leak checks look for the very text that was sent.
 """
 import xmlrpc.client
 
+import driverharness as h
+
 TRAVERSAL = "../../../../../../tmp/rbdsr-hostile-pwned"
 NL = "6c7bd1c8-0f0e-4f55-9a8f-2f3c6c7d0e11\n/etc/passwd"
 RTL = "\u202e6c7bd1c8-0f0e-4f55-9a8f-2f3c6c7d0e11"
@@ -52,12 +54,7 @@ class Ctx(object):
     def dconf(self, **changes):
         d = {"target": self.cluster.mon_addr, "port": "6789", "targetIQN": self.pool, "SCSIid": "ours",
              "chapuser": "admin", "chappassword": self.key, "timeout": "10", "SRmaster": "true"}
-        for k, v in changes.items():
-            if v is None:
-                d.pop(k, None)
-            else:
-                d[k] = v
-        return d
+        return h.edited(d, changes)
 
     def params(self, cmd, dconf=None, args=None, **changes):
         command = cmd

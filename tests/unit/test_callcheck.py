@@ -3,6 +3,8 @@ vdi_location, args, command) and secrets in fields that are not secret fields.
 The messages never carry the value (it may be a secret or 10 KB of junk)."""
 import pytest
 
+import driverharness as h
+
 from rbdsr import callcheck
 from rbdsr.errors import ConfigError
 from rbdsr.secret import make_cephx_key
@@ -18,12 +20,7 @@ def call(command, **changes):
          "session_ref": "OpaqueRef:s", "host_ref": "OpaqueRef:h", "sr_uuid": SR, "args": []}
     if command.startswith("vdi_"):
         p.update(vdi_uuid=VDI, vdi_location=VDI)
-    for k, v in changes.items():
-        if v is None:
-            p.pop(k, None)
-        else:
-            p[k] = v
-    return p
+    return h.edited(p, changes)
 
 
 @pytest.mark.parametrize("command,changes", [

@@ -111,12 +111,7 @@ BAD = [
 def _dconf(changes):
     d = {"target": "127.0.0.1", "port": "6789", "targetIQN": "rbd", "SCSIid": "img",
          "chapuser": "admin", "chappassword": KEY}
-    for k, v in changes.items():
-        if v is None:
-            d.pop(k, None)
-        else:
-            d[k] = v
-    return d
+    return h.edited(d, changes)
 
 
 @pytest.mark.parametrize("what,changes,code", BAD, ids=[b[0] for b in BAD])
