@@ -24,7 +24,7 @@ import time
 from rbdsr import krbd, sysfs
 from rbdsr.diversion import wants_rbd
 from rbdsr.errors import RBDError, TimeoutError_
-from rbdsr.xapilocal import local_session
+from rbdsr.xapilocal import run_command
 
 SM_LOCK_DIR = "/var/lock/sm"
 INVENTORY = "/etc/xensource-inventory"
@@ -136,14 +136,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python3 -m rbdsr.cleanup", description=__doc__.split("\n\n")[0])
     p.add_argument("--yes", action="store_true", help="unmap (default: only show)")
     a = p.parse_args(argv)
-    try:
-        with local_session("rbdsr-cleanup") as session:
-            found = cleanup(session, local_host_uuid(), a.yes)
-    except RBDError as e:
-        sys.stderr.write("rbdsr.cleanup: %s\n" % e)
-        return 1
-    print("%d stale mapping(s) %s" % (len(found), "unmapped" if a.yes else "found"))
-    return 0
+
+    def work(session):
+        found = cleanup(session, local_host_uuid(), a.yes)
+        return "%d stale mapping(s) %s" % (len(found), "unmapped" if a.yes else "found")
+    return run_command("rbdsr.cleanup", work)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import sys
 from rbdsr.clientaddr import instance_addr, parse_instance
 from rbdsr.diversion import wants_rbd
 from rbdsr.errors import ConfigError, RBDError
-from rbdsr.xapilocal import local_session
+from rbdsr.xapilocal import run_command
 
 def instances_of_host(watchers, host_ips):
     """The watchers whose IP is one of the dead host's addresses."""
@@ -115,14 +115,11 @@ def main(argv=None):
     p.add_argument("--yes", action="store_true", help="blocklist (default: only show)")
     p.add_argument("--expire", type=int, default=None, help="seconds the blocklist entry lasts")
     a = p.parse_args(argv)
-    try:
-        with local_session("rbdsr-fence") as session:
-            found = fence(session, a.host_uuid, a.yes, a.expire)
-    except RBDError as e:
-        sys.stderr.write("rbdsr.fence: %s\n" % e)
-        return 1
-    print("%d client instance(s) %s" % (len(found), "blocklisted" if a.yes else "found"))
-    return 0
+
+    def work(session):
+        found = fence(session, a.host_uuid, a.yes, a.expire)
+        return "%d client instance(s) %s" % (len(found), "blocklisted" if a.yes else "found")
+    return run_command("rbdsr.fence", work)
 
 
 if __name__ == "__main__":
